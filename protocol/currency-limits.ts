@@ -1,0 +1,203 @@
+// Per-currency micro-payment limits that Code's sequencer enforces on a
+// RequestToReceiveBill, in the currency's major unit. Taken from
+// code-payments/code-server, pkg/code/limit/limits.go (MicroPaymentLimits at
+// commit 6586904, November 2024, the last version that still lists kin).
+
+export interface MicroPaymentLimit {
+  min: number;
+  max: number;
+}
+
+export const MICRO_PAYMENT_LIMITS: Readonly<Record<string, MicroPaymentLimit>> = Object.freeze({
+  aed: { min: 0.2, max: 4 },
+  afn: { min: 4, max: 80 },
+  all: { min: 5, max: 100 },
+  amd: { min: 20, max: 400 },
+  ang: { min: 0.1, max: 2 },
+  aoa: { min: 20, max: 400 },
+  ars: { min: 5, max: 100 },
+  aud: { min: 0.05, max: 1 },
+  awg: { min: 0.1, max: 2 },
+  azn: { min: 0.05, max: 1 },
+  bam: { min: 0.1, max: 2 },
+  bbd: { min: 0.1, max: 2 },
+  bdt: { min: 5, max: 100 },
+  bgn: { min: 0.1, max: 2 },
+  bhd: { min: 0.02, max: 0.4 },
+  bif: { min: 100, max: 2000 },
+  bmd: { min: 0.05, max: 1 },
+  bnd: { min: 0.05, max: 1 },
+  bob: { min: 0.3, max: 6 },
+  brl: { min: 0.2, max: 4 },
+  bsd: { min: 0.05, max: 1 },
+  btn: { min: 4, max: 80 },
+  bwp: { min: 0.5, max: 10 },
+  byn: { min: 0.1, max: 2 },
+  byr: { min: 1000, max: 20000 },
+  bzd: { min: 0.1, max: 2 },
+  cad: { min: 0.05, max: 1 },
+  cdf: { min: 100, max: 2000 },
+  chf: { min: 0.05, max: 1 },
+  clf: { min: 0.01, max: 0.03 },
+  clp: { min: 30, max: 600 },
+  cny: { min: 0.3, max: 6 },
+  cop: { min: 200, max: 4000 },
+  crc: { min: 30, max: 600 },
+  cuc: { min: 0.05, max: 1 },
+  cup: { min: 1, max: 20 },
+  cve: { min: 5, max: 100 },
+  czk: { min: 1, max: 20 },
+  djf: { min: 8, max: 160 },
+  dkk: { min: 0.2, max: 4 },
+  dop: { min: 2.5, max: 50 },
+  dzd: { min: 5, max: 100 },
+  egp: { min: 0.5, max: 10 },
+  ern: { min: 0.5, max: 10 },
+  etb: { min: 2.5, max: 50 },
+  eur: { min: 0.05, max: 1 },
+  fjd: { min: 0.1, max: 2 },
+  fkp: { min: 0.05, max: 1 },
+  gbp: { min: 0.05, max: 1 },
+  gel: { min: 0.1, max: 2 },
+  ggp: { min: 0.05, max: 1 },
+  ghs: { min: 0.45, max: 9 },
+  gip: { min: 0.05, max: 1 },
+  gmd: { min: 3, max: 60 },
+  gnf: { min: 400, max: 8000 },
+  gtq: { min: 0.3, max: 6 },
+  gyd: { min: 10, max: 200 },
+  hkd: { min: 0.2, max: 4 },
+  hnl: { min: 1, max: 20 },
+  hrk: { min: 0.3, max: 6 },
+  htg: { min: 5, max: 100 },
+  huf: { min: 10, max: 200 },
+  idr: { min: 300, max: 6000 },
+  ils: { min: 0.15, max: 3 },
+  imp: { min: 0.05, max: 1 },
+  inr: { min: 2, max: 40 },
+  iqd: { min: 50, max: 1000 },
+  irr: { min: 2000, max: 40000 },
+  isk: { min: 5, max: 100 },
+  jep: { min: 0.05, max: 1 },
+  jmd: { min: 5, max: 100 },
+  jod: { min: 0.02, max: 0.4 },
+  jpy: { min: 5, max: 100 },
+  kes: { min: 5, max: 100 },
+  kgs: { min: 2, max: 40 },
+  khr: { min: 200, max: 4000 },
+  kin: { min: 2500, max: 50000 },
+  kmf: { min: 20, max: 400 },
+  kpw: { min: 50, max: 1000 },
+  krw: { min: 50, max: 1000 },
+  kwd: { min: 0.01, max: 0.2 },
+  kyd: { min: 0.05, max: 1 },
+  kzt: { min: 20, max: 400 },
+  lak: { min: 500, max: 10000 },
+  lbp: { min: 600, max: 12000 },
+  lkr: { min: 10, max: 200 },
+  lrd: { min: 5, max: 100 },
+  lsl: { min: 0.5, max: 10 },
+  ltl: { min: 0.2, max: 4 },
+  lvl: { min: 0.03, max: 0.6 },
+  lyd: { min: 0.25, max: 5 },
+  mad: { min: 0.5, max: 10 },
+  mdl: { min: 0.5, max: 10 },
+  mga: { min: 200, max: 4000 },
+  mkd: { min: 3, max: 60 },
+  mmk: { min: 100, max: 2000 },
+  mnt: { min: 150, max: 3000 },
+  mop: { min: 0.4, max: 8 },
+  mru: { min: 2, max: 40 },
+  mur: { min: 2, max: 40 },
+  mvr: { min: 0.5, max: 10 },
+  mwk: { min: 50, max: 1000 },
+  mxn: { min: 0.5, max: 10 },
+  myr: { min: 0.1, max: 2 },
+  mzn: { min: 3, max: 60 },
+  nad: { min: 0.5, max: 10 },
+  ngn: { min: 20, max: 400 },
+  nio: { min: 1, max: 20 },
+  nok: { min: 0.5, max: 10 },
+  npr: { min: 5, max: 100 },
+  nzd: { min: 0.1, max: 2 },
+  omr: { min: 0.01, max: 0.2 },
+  pab: { min: 0.05, max: 1 },
+  pen: { min: 0.1, max: 2 },
+  pgk: { min: 0.2, max: 4 },
+  php: { min: 2, max: 40 },
+  pkr: { min: 10, max: 200 },
+  pln: { min: 0.15, max: 3 },
+  pyg: { min: 300, max: 6000 },
+  qar: { min: 0.1, max: 2 },
+  ron: { min: 0.1, max: 2 },
+  rsd: { min: 5, max: 100 },
+  rub: { min: 3, max: 60 },
+  rwf: { min: 50, max: 1000 },
+  sar: { min: 0.15, max: 3 },
+  sbd: { min: 0.4, max: 8 },
+  scr: { min: 0.6, max: 12 },
+  sdg: { min: 30, max: 600 },
+  sek: { min: 0.5, max: 10 },
+  sgd: { min: 0.05, max: 1 },
+  shp: { min: 0.05, max: 1 },
+  sll: { min: 1000, max: 20000 },
+  sos: { min: 30, max: 600 },
+  srd: { min: 1, max: 20 },
+  std: { min: 1000, max: 20000 },
+  syp: { min: 100, max: 2000 },
+  szl: { min: 0.5, max: 10 },
+  thb: { min: 1, max: 20 },
+  tjs: { min: 0.5, max: 10 },
+  tmt: { min: 0.15, max: 3 },
+  tnd: { min: 0.15, max: 3 },
+  top: { min: 0.1, max: 2 },
+  try: { min: 0.5, max: 10 },
+  ttd: { min: 0.3, max: 6 },
+  twd: { min: 1, max: 20 },
+  tzs: { min: 100, max: 2000 },
+  uah: { min: 2, max: 40 },
+  ugx: { min: 200, max: 4000 },
+  usd: { min: 0.05, max: 1 },
+  uyu: { min: 2, max: 40 },
+  uzs: { min: 500, max: 10000 },
+  vnd: { min: 1000, max: 20000 },
+  vuv: { min: 5, max: 100 },
+  wst: { min: 0.1, max: 2 },
+  xaf: { min: 30, max: 600 },
+  xcd: { min: 0.1, max: 2 },
+  xdr: { min: 0.03, max: 0.6 },
+  xof: { min: 30, max: 600 },
+  xpf: { min: 5, max: 100 },
+  yer: { min: 10, max: 200 },
+  zar: { min: 0.5, max: 10 },
+  zmk: { min: 500, max: 10000 },
+  zmw: { min: 0.5, max: 10 },
+  zwl: { min: 10, max: 200 },
+});
+
+/** Returns the limit for a lower-case currency code, or undefined when Code does not accept it. */
+export function microPaymentLimit(currency: string): MicroPaymentLimit | undefined {
+  if (!Object.hasOwn(MICRO_PAYMENT_LIMITS, currency)) {
+    return undefined;
+  }
+  return MICRO_PAYMENT_LIMITS[currency];
+}
+
+/**
+ * Checks an amount against the sequencer's limit for its currency. Returns the
+ * reason the sequencer would reject it, in the sequencer's wording, or
+ * undefined when the amount is accepted.
+ */
+export function checkMicroPaymentAmount(currency: string, amount: number): string | undefined {
+  const limit = microPaymentLimit(currency);
+  if (limit === undefined) {
+    return `${currency} currency is not currently supported`;
+  }
+  if (amount > limit.max) {
+    return `${currency} currency has a maximum amount of ${limit.max.toFixed(2)}`;
+  }
+  if (amount < limit.min) {
+    return `${currency} currency has a minimum amount of ${limit.min.toFixed(2)}`;
+  }
+  return undefined;
+}
