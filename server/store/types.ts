@@ -17,6 +17,7 @@ export interface StoredPurchase extends Purchase {
   checkAttempts: number;
   /** When the grant handler is next tried (ms since epoch), while the purchase is paid and not granted. */
   nextGrantAt: number | null;
+  /** How many grant handler runs failed (counted by `recordGrantFailure`); drives the retry backoff. */
   grantAttempts: number;
   /** Last grant handler error message, for operators. */
   lastGrantError: string | null;
@@ -103,10 +104,10 @@ export type GrantOutcome =
   | { status: 'conflict'; purchase: StoredPurchase };
 
 export type HoldOutcome =
-  /** The player holds the item until `expiresAt` (newly, or extended). */
-  | { status: 'held'; expiresAt: number }
-  /** Another player holds the item until `expiresAt`. */
-  | { status: 'reserved'; expiresAt: number }
+  /** `holderPlayerId` holds the item until `expiresAt`: from `acquireHold`, the caller (newly, or extended). */
+  | { status: 'held'; expiresAt: number; holderPlayerId: string }
+  /** Another player, `holderPlayerId`, holds the item until `expiresAt`. Never send the holder's id to a client. */
+  | { status: 'reserved'; expiresAt: number; holderPlayerId: string }
   /** The item was granted, to `ownerPlayerId`. */
   | { status: 'sold_out'; ownerPlayerId: string };
 
@@ -174,9 +175,10 @@ export interface PurchaseStore {
 
   /** Takes or extends the hold on a `unique` item for a player. */
   acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome>;
-  /** The current holder or owner of a `unique` item, if any. */
+  /** The current holder (`held`) or owner (`sold_out`) of a `unique` item; undefined when it is free. */
   getHold(itemId: string, now: number): Promise<HoldOutcome | undefined>;
 
+  /** Records a payment review once per kind and intent id; a repeat (a retried webhook) keeps the first row. */
   recordReview(review: Omit<PaymentReview, 'id'>): Promise<void>;
   listReviews(): Promise<PaymentReview[]>;
 
