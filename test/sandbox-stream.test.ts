@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519';
 import { pino } from 'pino';
 import { WebSocket as NodeWebSocket } from 'ws';
 import * as proto from '@code-wallet/rpc';
@@ -66,7 +67,7 @@ function signedOpenRequest(signer = intent): proto.OpenMessageStreamRequest {
   const request = new proto.OpenMessageStreamRequest({
     rendezvousKey: new proto.RendezvousKey({ value: intent.rendezvousKeypair.getPublicKey().value }),
   });
-  const signature = signer.rendezvousKeypair.sign(request.toBinary());
+  const signature = ed25519.sign(request.toBinary(), signer.rendezvousKeypair.getPrivateValue());
   request.signature = new proto.Common.Signature({ value: signature });
   return request;
 }
