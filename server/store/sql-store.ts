@@ -1,0 +1,577 @@
+// The purchase store on SQL, for every engine behind a `StoreDriver`. The SQL
+// runs unchanged on SQLite 3.45+ and PostgreSQL 15: `$1` placeholders,
+// `INSERT … ON CONFLICT DO NOTHING`, conditional `UPDATE … WHERE state IN (…)
+// RETURNING *`, and `FOR UPDATE` only on PostgreSQL (SQLite's `BEGIN
+// IMMEDIATE` already holds the write lock for the whole transaction).
+//
+// Uniqueness of idempotency keys and intent ids, the allowed state moves and
+// the one grant per unique item are enforced by the database, so they hold
+// across processes and restarts, not only inside this one.
+
+import pino from 'pino';
+import type { Logger } from 'pino';
+import type { Entitlements, PurchaseState } from '../../protocol/index.js';
+import { OPEN_STATES } from '../../protocol/index.js';
+import { CodePayError } from '../errors.js';
+import { canTransition, isPurchaseState, statesThatCanTransitionTo } from '../purchase-state.js';
+import type { StoreDriver } from './driver.js';
+import {
+  holdSchema,
+  pageLimit,
+  parseInput,
+  parseNewPurchase,
+  parseReview,
+  parseTransitionRequest,
+  truncateText,
+} from './input.js';
+import { z } from 'zod';
+import { runMigrations } from './migrations.js';
+import { toPaymentReview, toStoredPurchase, toTransitionLogEntry } from './rows.js';
+import type { PurchaseRow, ReviewRow, TransitionRow } from './rows.js';
+import type {
+  GrantHandler,
+  GrantOutcome,
+  HoldOutcome,
+  NewPurchase,
+  PaymentReview,
+  PurchaseStore,
+  StoreTransaction,
+  StoredPurchase,
+  TransitionLogEntry,
+  TransitionRequest,
+  TransitionResult,
+  TransitionSource,
+} from './types.js';
+
+/** A state list as SQL literals; states are fixed constants, never caller input. */
+function stateList(states: readonly PurchaseState[]): string {
+  return states
+    .map((state) => {
+      if (!isPurchaseState(state)) {
+        throw new CodePayError('internal', `Invalid purchase state ${JSON.stringify(state)} in a store query.`);
+      }
+      return `'${state}'`;
+    })
+    .join(', ');
+}
+
+const OPEN_STATE_LIST = stateList(OPEN_STATES);
+
+const INSERT_TRANSITION = `INSERT INTO code_pay_transitions (purchase_id, from_state, to_state, source, detail, at)
+  VALUES ($1, $2, $3, $4, $5, $6)`;
+
+interface TransitionLogLine {
+  purchase: StoredPurchase;
+  from: PurchaseState | null;
+  source: TransitionSource;
+}
+
+const purchaseId = z.string().min(1).max(200);
+const timestamp = z.number().int().nonnegative();
+
+export class SqlPurchaseStore implements PurchaseStore {
+  readonly dialect: StoreDriver['dialect'];
+  private readonly logger: Logger;
+  /** Locks the selected purchase row until commit; SQLite needs no row lock. */
+  private readonly forUpdate: string;
+
+  constructor(
+    private readonly driver: StoreDriver,
+    logger?: Logger,
+  ) {
+    this.dialect = driver.dialect;
+    this.logger = logger ?? pino({ name: 'phaser-code-pay.store' });
+    this.forUpdate = driver.dialect === 'postgres' ? ' FOR UPDATE' : '';
+  }
+
+  migrate(): Promise<void> {
+    return runMigrations(this.driver, this.logger);
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+
+  getById(id: string): Promise<StoredPurchase | undefined> {
+    parseInput(purchaseId, id, 'getById');
+    return this.read((tx) => this.selectPurchase(tx, 'id = $1', [id]));
+  }
+
+  getByKey(idempotencyKey: string): Promise<StoredPurchase | undefined> {
+    parseInput(purchaseId, idempotencyKey, 'getByKey');
+    return this.read((tx) => this.selectPurchase(tx, 'idempotency_key = $1', [idempotencyKey]));
+  }
+
+  getByIntentId(intentId: string): Promise<StoredPurchase | undefined> {
+    parseInput(purchaseId, intentId, 'getByIntentId');
+    return this.read((tx) => this.selectPurchase(tx, 'intent_id = $1', [intentId]));
+  }
+
+  listByPlayer(playerId: string): Promise<StoredPurchase[]> {
+    parseInput(purchaseId, playerId, 'listByPlayer');
+    return this.read((tx) => this.selectPurchases(tx, 'player_id = $1 ORDER BY created_at, id', [playerId]));
+  }
+
+  entitlements(playerId: string): Promise<Entitlements> {
+    parseInput(purchaseId, playerId, 'entitlements');
+    return this.read(async (tx) => {
+      const rows = await tx.query<{ item_id: string; grants: number | string }>(
+        `SELECT item_id, COUNT(*) AS grants FROM code_pay_purchases
+          WHERE player_id = $1 AND state = 'granted' GROUP BY item_id ORDER BY item_id`,
+        [playerId],
+      );
+
+      const entitlements: Entitlements = {};
+      for (const row of rows) {
+        entitlements[row.item_id] = Number(row.grants);
+      }
+      return entitlements;
+    });
+  }
+
+  transitions(id: string): Promise<TransitionLogEntry[]> {
+    parseInput(purchaseId, id, 'transitions');
+    return this.read(async (tx) => {
+      const rows = await tx.query<TransitionRow>(
+        'SELECT purchase_id, from_state, to_state, source, detail, at FROM code_pay_transitions WHERE purchase_id = $1 ORDER BY id',
+        [id],
+      );
+      return rows.map(toTransitionLogEntry);
+    });
+  }
+
+  async insertPurchase(input: NewPurchase): Promise<{ purchase: StoredPurchase; created: boolean }> {
+    const purchase = parseNewPurchase(input);
+
+    const result = await this.driver.transaction(async (tx) => {
+      const inserted = await tx.query<PurchaseRow>(
+        `INSERT INTO code_pay_purchases (
+            id, idempotency_key, player_id, item_id, kind, state, intent_id, client_secret,
+            amount, currency, destination, attempt_id, created_at, updated_at, next_check_at
+          ) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $12, $12, $13)
+          ON CONFLICT DO NOTHING
+          RETURNING *`,
+        [
+          purchase.id,
+          purchase.idempotencyKey,
+          purchase.playerId,
+          purchase.itemId,
+          purchase.kind,
+          purchase.intentId,
+          purchase.clientSecret,
+          purchase.amount,
+          purchase.currency,
+          purchase.destination,
+          purchase.attemptId ?? null,
+          purchase.createdAt,
+          purchase.nextCheckAt,
+        ],
+      );
+
+      if (inserted.length === 1) {
+        const stored = toStoredPurchase(inserted[0]);
+        await tx.execute(INSERT_TRANSITION, [stored.id, null, 'pending', 'create', null, stored.createdAt]);
+        return { purchase: stored, created: true };
+      }
+
+      // The insert hit a unique constraint. Under the same key that is the
+      // retry this method exists for; under another key the purchase id or
+      // intent id is already taken, which is a bug in the caller.
+      const existing = await this.selectPurchase(tx, 'idempotency_key = $1', [purchase.idempotencyKey]);
+      if (existing === undefined) {
+        throw new CodePayError(
+          'invalid_request',
+          `Invalid input to store.insertPurchase(): purchase id ${purchase.id} or intent id ${purchase.intentId} ` +
+            'is already stored under another idempotency key. Derive both from the key, so that one key maps to one purchase.',
+          { purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId },
+        );
+      }
+      return { purchase: existing, created: false };
+    });
+
+    if (result.created) {
+      this.logTransition({ purchase: result.purchase, from: null, source: 'create' });
+    }
+    return result;
+  }
+
+  async transition(input: TransitionRequest): Promise<TransitionResult> {
+    const request = parseTransitionRequest(input);
+    if (request.to === 'granted') {
+      throw new CodePayError(
+        'invalid_request',
+        'Invalid input to store.transition(): a purchase becomes granted only through store.grant(), which runs the grant handler in the same transaction.',
+        { purchaseId: request.purchaseId },
+      );
+    }
+
+    const result = await this.driver.transaction(async (tx) => {
+      const current = await this.selectPurchase(tx, `id = $1${this.forUpdate}`, [request.purchaseId]);
+      if (current === undefined) {
+        throw this.notFound(request.purchaseId);
+      }
+      if (!canTransition(current.state, request.to)) {
+        return { purchase: current, changed: false, from: current.state };
+      }
+
+      const updated = await this.applyTransition(tx, current, request);
+      return { purchase: updated, changed: true, from: current.state };
+    });
+
+    if (result.changed) {
+      this.logTransition({ purchase: result.purchase, from: result.from, source: request.source });
+    }
+    return result;
+  }
+
+  async grant(id: string, handler: GrantHandler, at: number): Promise<GrantOutcome> {
+    parseInput(purchaseId, id, 'grant');
+    parseInput(timestamp, at, 'grant');
+    if (typeof handler !== 'function') {
+      throw new CodePayError('invalid_request', 'Invalid input to store.grant(): the grant handler must be a function.', { purchaseId: id });
+    }
+
+    const outcome = await this.driver.transaction(async (tx): Promise<GrantOutcome> => {
+      const current = await this.selectPurchase(tx, `id = $1${this.forUpdate}`, [id]);
+      if (current === undefined) {
+        throw this.notFound(id);
+      }
+      if (current.state === 'granted') {
+        return { status: 'already_granted', purchase: current };
+      }
+      if (current.state !== 'paid') {
+        return { status: 'not_paid', purchase: current };
+      }
+
+      if (current.kind === 'unique') {
+        const owner = await this.claimUniqueItem(tx, current, at);
+        if (owner !== undefined) {
+          const failed = await this.recordConflict(tx, current, owner, at);
+          return { status: 'conflict', purchase: failed };
+        }
+      }
+
+      await handler({ ...current }, tx);
+
+      const granted = await tx.query<PurchaseRow>(
+        `UPDATE code_pay_purchases SET state = 'granted', updated_at = $2, granted_at = $2, next_grant_at = NULL
+          WHERE id = $1 AND state = 'paid' RETURNING *`,
+        [id, at],
+      );
+      if (granted.length !== 1) {
+        throw new CodePayError('internal', `Purchase ${id} left the paid state while its grant ran; the grant was rolled back.`, {
+          purchaseId: id,
+        });
+      }
+      await tx.execute(INSERT_TRANSITION, [id, 'paid', 'granted', 'grant', null, at]);
+      return { status: 'granted', purchase: toStoredPurchase(granted[0]) };
+    });
+
+    if (outcome.status === 'granted' || outcome.status === 'conflict') {
+      this.logTransition({ purchase: outcome.purchase, from: 'paid', source: 'grant' });
+    }
+    return outcome;
+  }
+
+  async recordGrantFailure(id: string, message: string, nextGrantAt: number): Promise<void> {
+    parseInput(purchaseId, id, 'recordGrantFailure');
+    parseInput(z.string(), message, 'recordGrantFailure');
+    parseInput(timestamp, nextGrantAt, 'recordGrantFailure');
+
+    await this.driver.transaction(async (tx) => {
+      const updated = await tx.execute(
+        `UPDATE code_pay_purchases SET last_grant_error = $2, next_grant_at = $3, grant_attempts = grant_attempts + 1
+          WHERE id = $1 AND state = 'paid'`,
+        [id, truncateText(message), nextGrantAt],
+      );
+      if (updated.rowCount === 0) {
+        await this.requireExists(tx, id);
+      }
+    });
+  }
+
+  listGrantsDue(now: number, limit: number): Promise<StoredPurchase[]> {
+    parseInput(timestamp, now, 'listGrantsDue');
+    parseInput(pageLimit, limit, 'listGrantsDue');
+    return this.read((tx) =>
+      this.selectPurchases(
+        tx,
+        `state = 'paid' AND next_grant_at IS NOT NULL AND next_grant_at <= $1 ORDER BY next_grant_at, id LIMIT $2`,
+        [now, limit],
+      ),
+    );
+  }
+
+  listChecksDue(now: number, limit: number): Promise<StoredPurchase[]> {
+    parseInput(timestamp, now, 'listChecksDue');
+    parseInput(pageLimit, limit, 'listChecksDue');
+    return this.read((tx) =>
+      this.selectPurchases(
+        tx,
+        `state IN (${OPEN_STATE_LIST}) AND next_check_at IS NOT NULL AND next_check_at <= $1 ORDER BY next_check_at, id LIMIT $2`,
+        [now, limit],
+      ),
+    );
+  }
+
+  async scheduleCheck(id: string, nextCheckAt: number | null, checkAttempts: number): Promise<void> {
+    parseInput(purchaseId, id, 'scheduleCheck');
+    parseInput(timestamp.nullable(), nextCheckAt, 'scheduleCheck');
+    parseInput(z.number().int().nonnegative(), checkAttempts, 'scheduleCheck');
+
+    await this.driver.transaction(async (tx) => {
+      const updated = await tx.execute(
+        `UPDATE code_pay_purchases SET next_check_at = $2, check_attempts = $3 WHERE id = $1 AND state IN (${OPEN_STATE_LIST})`,
+        [id, nextCheckAt, checkAttempts],
+      );
+      if (updated.rowCount === 0) {
+        await this.requireExists(tx, id);
+      }
+    });
+  }
+
+  listOpen(afterId: string | null, limit: number): Promise<StoredPurchase[]> {
+    parseInput(purchaseId.nullable(), afterId, 'listOpen');
+    parseInput(pageLimit, limit, 'listOpen');
+    return this.read((tx) => {
+      if (afterId === null) {
+        return this.selectPurchases(tx, `state IN (${OPEN_STATE_LIST}) ORDER BY id LIMIT $1`, [limit]);
+      }
+      return this.selectPurchases(tx, `state IN (${OPEN_STATE_LIST}) AND id > $1 ORDER BY id LIMIT $2`, [afterId, limit]);
+    });
+  }
+
+  acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome> {
+    parseInput(holdSchema, { itemId, playerId, now, expiresAt }, 'acquireHold');
+
+    return this.driver.transaction(async (tx): Promise<HoldOutcome> => {
+      const owner = await this.selectOwner(tx, itemId);
+      if (owner !== undefined) {
+        return { status: 'sold_out', ownerPlayerId: owner.player_id };
+      }
+
+      // One statement takes a free or lapsed hold, or extends the caller's own
+      // (never shortening it), so concurrent callers on PostgreSQL cannot both win.
+      const taken = await tx.query<{ player_id: string; expires_at: number | string }>(
+        `INSERT INTO code_pay_holds (item_id, player_id, expires_at) VALUES ($1, $2, $3)
+          ON CONFLICT (item_id) DO UPDATE SET
+            expires_at = CASE
+              WHEN code_pay_holds.player_id = excluded.player_id AND code_pay_holds.expires_at > excluded.expires_at
+                THEN code_pay_holds.expires_at
+              ELSE excluded.expires_at
+            END,
+            player_id = excluded.player_id
+          WHERE code_pay_holds.player_id = excluded.player_id OR code_pay_holds.expires_at <= $4
+          RETURNING player_id, expires_at`,
+        [itemId, playerId, expiresAt, now],
+      );
+      if (taken.length === 1) {
+        return { status: 'held', expiresAt: Number(taken[0].expires_at), holderPlayerId: playerId };
+      }
+
+      const hold = await this.selectHold(tx, itemId);
+      if (hold === undefined) {
+        throw new CodePayError('internal', `The hold on item ${itemId} vanished while it was being taken; retry the request.`, { itemId });
+      }
+      return { status: 'reserved', expiresAt: Number(hold.expires_at), holderPlayerId: hold.player_id };
+    });
+  }
+
+  getHold(itemId: string, now: number): Promise<HoldOutcome | undefined> {
+    parseInput(purchaseId, itemId, 'getHold');
+    parseInput(timestamp, now, 'getHold');
+
+    return this.read(async (tx): Promise<HoldOutcome | undefined> => {
+      const owner = await this.selectOwner(tx, itemId);
+      if (owner !== undefined) {
+        return { status: 'sold_out', ownerPlayerId: owner.player_id };
+      }
+
+      const hold = await this.selectHold(tx, itemId);
+      if (hold === undefined || Number(hold.expires_at) <= now) {
+        return undefined;
+      }
+      return { status: 'held', expiresAt: Number(hold.expires_at), holderPlayerId: hold.player_id };
+    });
+  }
+
+  async recordReview(input: Omit<PaymentReview, 'id'>): Promise<void> {
+    const review = parseReview(input);
+    await this.driver.transaction((tx) => this.insertReview(tx, review));
+  }
+
+  listReviews(): Promise<PaymentReview[]> {
+    return this.read(async (tx) => {
+      const rows = await tx.query<ReviewRow>(
+        'SELECT id, kind, intent_id, purchase_id, payload, created_at FROM code_pay_reviews ORDER BY id',
+      );
+      return rows.map(toPaymentReview);
+    });
+  }
+
+  transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    if (typeof fn !== 'function') {
+      return Promise.reject(new CodePayError('invalid_request', 'Invalid input to store.transaction(): expected a function.'));
+    }
+    return this.driver.transaction(fn);
+  }
+
+  private read<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.driver.transaction(fn, { readOnly: true });
+  }
+
+  private async selectPurchase(tx: StoreTransaction, where: string, params: readonly unknown[]): Promise<StoredPurchase | undefined> {
+    const rows = await tx.query<PurchaseRow>(`SELECT * FROM code_pay_purchases WHERE ${where}`, params);
+    return rows.length === 0 ? undefined : toStoredPurchase(rows[0]);
+  }
+
+  private async selectPurchases(tx: StoreTransaction, whereAndOrder: string, params: readonly unknown[]): Promise<StoredPurchase[]> {
+    const rows = await tx.query<PurchaseRow>(`SELECT * FROM code_pay_purchases WHERE ${whereAndOrder}`, params);
+    return rows.map(toStoredPurchase);
+  }
+
+  private async selectOwner(tx: StoreTransaction, itemId: string) {
+    const rows = await tx.query<{ player_id: string; purchase_id: string }>(
+      'SELECT player_id, purchase_id FROM code_pay_unique_owners WHERE item_id = $1',
+      [itemId],
+    );
+    return rows[0];
+  }
+
+  private async selectHold(tx: StoreTransaction, itemId: string) {
+    const rows = await tx.query<{ player_id: string; expires_at: number | string }>(
+      'SELECT player_id, expires_at FROM code_pay_holds WHERE item_id = $1',
+      [itemId],
+    );
+    return rows[0];
+  }
+
+  /**
+   * One conditional update and its log row. The `WHERE state IN (…)` repeats
+   * the state machine's check in the database, so a concurrent move on
+   * another connection can never be overwritten.
+   */
+  private async applyTransition(tx: StoreTransaction, current: StoredPurchase, request: TransitionRequest): Promise<StoredPurchase> {
+    const sources = stateList(statesThatCanTransitionTo(request.to));
+
+    let assignments = 'state = $2, updated_at = $3';
+    const params: unknown[] = [request.purchaseId, request.to, request.at];
+    if (request.to === 'paid') {
+      // Payment ends polling and starts grant delivery at once.
+      assignments += ', paid_at = $3, next_grant_at = $3, next_check_at = NULL';
+    } else if (request.to === 'failed') {
+      assignments += ', failure_reason = $4, next_check_at = NULL, next_grant_at = NULL';
+      params.push(request.failureReason);
+    }
+
+    const rows = await tx.query<PurchaseRow>(
+      `UPDATE code_pay_purchases SET ${assignments} WHERE id = $1 AND state IN (${sources}) RETURNING *`,
+      params,
+    );
+    if (rows.length !== 1) {
+      throw new CodePayError(
+        'internal',
+        `Purchase ${request.purchaseId} changed state during its transition to ${request.to}; nothing was written, retry the transition.`,
+        { purchaseId: request.purchaseId },
+      );
+    }
+
+    const detail = request.detail === undefined ? null : truncateText(request.detail);
+    await tx.execute(INSERT_TRANSITION, [request.purchaseId, current.state, request.to, request.source, detail, request.at]);
+    return toStoredPurchase(rows[0]);
+  }
+
+  /**
+   * Marks a unique item owned by `purchase`, or returns the owner when another
+   * purchase owns it already. Runs in the grant's transaction, so the mark
+   * rolls back with the grant when the handler throws.
+   */
+  private async claimUniqueItem(
+    tx: StoreTransaction,
+    purchase: StoredPurchase,
+    at: number,
+  ): Promise<{ player_id: string; purchase_id: string } | undefined> {
+    const claimed = await tx.execute(
+      `INSERT INTO code_pay_unique_owners (item_id, player_id, purchase_id, granted_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT DO NOTHING`,
+      [purchase.itemId, purchase.playerId, purchase.id, at],
+    );
+    if (claimed.rowCount === 1) {
+      return undefined;
+    }
+
+    const owner = await this.selectOwner(tx, purchase.itemId);
+    if (owner === undefined || owner.purchase_id === purchase.id) {
+      return undefined;
+    }
+    return owner;
+  }
+
+  /** Fails a paid purchase of a unique item someone else owns and records it for refund review. */
+  private async recordConflict(
+    tx: StoreTransaction,
+    purchase: StoredPurchase,
+    owner: { player_id: string; purchase_id: string },
+    at: number,
+  ): Promise<StoredPurchase> {
+    const rows = await tx.query<PurchaseRow>(
+      `UPDATE code_pay_purchases SET state = 'failed', updated_at = $2, failure_reason = 'conflicting_payment', next_grant_at = NULL
+        WHERE id = $1 AND state = 'paid' RETURNING *`,
+      [purchase.id, at],
+    );
+    await tx.execute(INSERT_TRANSITION, [
+      purchase.id,
+      'paid',
+      'failed',
+      'grant',
+      `unique item ${purchase.itemId} is owned by purchase ${owner.purchase_id}`,
+      at,
+    ]);
+
+    const payload = JSON.stringify({
+      itemId: purchase.itemId,
+      playerId: purchase.playerId,
+      amount: purchase.amount,
+      currency: purchase.currency,
+      destination: purchase.destination,
+      paidAt: purchase.paidAt,
+      ownerPurchaseId: owner.purchase_id,
+      ownerPlayerId: owner.player_id,
+    });
+    await this.insertReview(tx, { kind: 'conflicting_payment', intentId: purchase.intentId, purchaseId: purchase.id, payload, createdAt: at });
+
+    return toStoredPurchase(rows[0]);
+  }
+
+  private async insertReview(tx: StoreTransaction, review: Omit<PaymentReview, 'id'>): Promise<void> {
+    await tx.execute(
+      `INSERT INTO code_pay_reviews (kind, intent_id, purchase_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (kind, intent_id) DO NOTHING`,
+      [review.kind, review.intentId, review.purchaseId, review.payload, review.createdAt],
+    );
+  }
+
+  private async requireExists(tx: StoreTransaction, id: string): Promise<void> {
+    const rows = await tx.query('SELECT id FROM code_pay_purchases WHERE id = $1', [id]);
+    if (rows.length === 0) {
+      throw this.notFound(id);
+    }
+  }
+
+  private notFound(id: string): CodePayError {
+    return new CodePayError('not_found', `Purchase ${id} was not found in the purchase store.`, { purchaseId: id });
+  }
+
+  /**
+   * Logs each committed state change at debug level, never with the client
+   * secret. The kit logs the same change at info level with its context, so
+   * production logs keep one line per transition.
+   */
+  private logTransition(line: TransitionLogLine): void {
+    const fields = { purchaseId: line.purchase.id, intentId: line.purchase.intentId, playerId: line.purchase.playerId };
+    this.logger.child(fields).debug(
+      { from: line.from, to: line.purchase.state, source: line.source, itemId: line.purchase.itemId },
+      'purchase state changed',
+    );
+  }
+}
