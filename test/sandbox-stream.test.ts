@@ -1,14 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ed25519 } from '@noble/curves/ed25519';
 import { pino } from 'pino';
 import { WebSocket as NodeWebSocket } from 'ws';
 import * as proto from '@code-wallet/rpc';
 import { PaymentRequestIntent } from '@code-wallet/intents';
+import { paymentIntents } from '@code-wallet/client';
+import type { SandboxHandle } from '../server/sandbox/index.js';
 import { attachMessageStream } from '../server/sandbox/stream.js';
 import { messageIdFor } from '../server/sandbox/stream-messages.js';
 import { FakeSandboxContext } from './sandbox-stream-fake-context.js';
+import { makeTempDir, startTestSandbox } from './sandbox-helpers.js';
 
 // RpcStream from @code-wallet/rpc opens the global WebSocket, which Node 20
 // lacks unless started with --experimental-websocket. The `ws` package
@@ -21,33 +25,22 @@ const DESTINATION = 'E8otxw1CVX9bfyddKu3ZB3BVLa4VVF9J7CTPdnUwT9jR';
 
 type StreamItem = [proto.OpenMessageStreamResponse | undefined, Error | undefined];
 
-let server: Server;
-let context: FakeSandboxContext;
-let closeStreams: () => Promise<void>;
+let sandbox: SandboxHandle;
+let tempDir: { dir: string; remove: () => void };
 let wsUrl: string;
 let keyCounter = 0;
+let intent: PaymentRequestIntent;
 
 beforeAll(async () => {
-  context = new FakeSandboxContext();
-  server = createServer((_request, response) => {
-    response.statusCode = 404;
-    response.end();
-  });
-  closeStreams = attachMessageStream(server, context, {
-    path: '/v1/ws',
-    streamTimeoutMs: 2_000,
-    logger: pino({ level: 'silent' }),
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  wsUrl = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/ws`;
+  tempDir = makeTempDir();
+  sandbox = await startTestSandbox({ dataFile: join(tempDir.dir, 'sandbox.db') });
+  wsUrl = `${sandbox.url.replace('http://', 'ws://')}/v1/ws`;
 });
 
 afterAll(async () => {
-  await closeStreams();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await sandbox.close();
+  tempDir.remove();
 });
-
-let intent: PaymentRequestIntent;
 
 beforeEach(() => {
   keyCounter += 1;
@@ -59,8 +52,23 @@ beforeEach(() => {
   });
 });
 
-function storeIntent(): void {
-  context.create({ intentId: intent.getIntentId(), destination: DESTINATION, currency: 'usd', amount: 0.25 });
+/** Creates the intent at the sandbox with the official client, as a game server does. */
+async function storeIntent(): Promise<void> {
+  const created = await paymentIntents.create({
+    endpoint: sandbox.endpoint,
+    mode: 'payment',
+    destination: DESTINATION,
+    amount: 0.25,
+    currency: 'usd',
+    idempotencyKey: `stream-test-${process.pid}-${keyCounter}`,
+  });
+  expect(created.id).toBe(intent.getIntentId());
+}
+
+/** Acts as the simulated wallet through the control API. */
+async function wallet(action: 'scan' | 'pay' | 'reject'): Promise<void> {
+  const response = await fetch(`${sandbox.url}/control/intents/${intent.getIntentId()}/${action}`, { method: 'POST' });
+  expect(response.status).toBe(200);
 }
 
 function signedOpenRequest(signer = intent): proto.OpenMessageStreamRequest {
@@ -98,15 +106,15 @@ async function nextKind(next: () => Promise<StreamItem>): Promise<string | undef
 
 describe('message stream', () => {
   it('delivers scan and payment live', async () => {
-    storeIntent();
+    await storeIntent();
     const { stream, next } = await openStream(signedOpenRequest());
 
     expect(await nextKind(next)).toBe('requestToReceiveBill');
 
-    context.scan(intent.getIntentId());
+    await wallet('scan');
     expect(await nextKind(next)).toBe('codeScanned');
 
-    context.pay(intent.getIntentId());
+    await wallet('pay');
     const [response] = await next();
     const message = response?.messages[0];
     expect(message?.kind.case).toBe('intentSubmitted');
@@ -117,11 +125,11 @@ describe('message stream', () => {
   });
 
   it('delivers a rejection', async () => {
-    storeIntent();
+    await storeIntent();
     const { stream, next } = await openStream(signedOpenRequest());
     expect(await nextKind(next)).toBe('requestToReceiveBill');
 
-    context.reject(intent.getIntentId());
+    await wallet('reject');
     expect(await nextKind(next)).toBe('codeScanned');
     expect(await nextKind(next)).toBe('clientRejectedPayment');
 
@@ -129,8 +137,8 @@ describe('message stream', () => {
   });
 
   it('catches up a stream opened after payment', async () => {
-    storeIntent();
-    context.pay(intent.getIntentId());
+    await storeIntent();
+    await wallet('pay');
 
     const { stream, next } = await openStream(signedOpenRequest());
 
@@ -144,14 +152,14 @@ describe('message stream', () => {
   it('delivers the request once the intent is created', async () => {
     const { stream, next } = await openStream(signedOpenRequest());
 
-    storeIntent();
+    await storeIntent();
     expect(await nextKind(next)).toBe('requestToReceiveBill');
 
     stream.close();
   });
 
   it('accepts an unsigned request', async () => {
-    storeIntent();
+    await storeIntent();
     const request = signedOpenRequest();
     request.signature = undefined;
 
@@ -162,7 +170,7 @@ describe('message stream', () => {
   });
 
   it('rejects a bad signature', async () => {
-    storeIntent();
+    await storeIntent();
     const otherIntent = new PaymentRequestIntent({
       destination: DESTINATION,
       amount: 0.5,
@@ -193,7 +201,7 @@ describe('message stream', () => {
     expect(response.message).toMatch(/invalid frame/);
 
     // The server keeps serving new streams.
-    storeIntent();
+    await storeIntent();
     const { stream, next } = await openStream(signedOpenRequest());
     expect(await nextKind(next)).toBe('requestToReceiveBill');
     stream.close();
@@ -211,7 +219,7 @@ describe('message stream', () => {
   });
 
   it('rejects a second stream for one key', async () => {
-    storeIntent();
+    await storeIntent();
     const first = await openStream(signedOpenRequest());
     expect(await nextKind(first.next)).toBe('requestToReceiveBill');
 
@@ -223,7 +231,7 @@ describe('message stream', () => {
   });
 
   it('skips acknowledged messages', async () => {
-    storeIntent();
+    await storeIntent();
     const ack = await proto.RpcStream.createUnaryMethod(proto.Messaging, 'ackMessages', wsUrl);
     await ack(
       new proto.AckMessagesRequest({
@@ -233,18 +241,57 @@ describe('message stream', () => {
     );
 
     const { stream, next } = await openStream(signedOpenRequest());
-    context.scan(intent.getIntentId());
+    await wallet('scan');
 
     expect(await nextKind(next)).toBe('codeScanned');
     stream.close();
   });
 
-  it('ends a stream after its timeout', async () => {
-    storeIntent();
-    const { next } = await openStream(signedOpenRequest());
-    expect(await nextKind(next)).toBe('requestToReceiveBill');
+  it('forwards unary calls to the sequencer', async () => {
+    await storeIntent();
+    await wallet('pay');
 
-    const [, error] = await next();
+    const getStatus = await proto.RpcStream.createUnaryMethod(proto.MicroPayment, 'getStatus', wsUrl);
+    const status = await getStatus(
+      new proto.GetStatusRequest({ intentId: { value: intent.rendezvousKeypair.getPublicKey().value } }),
+    );
+
+    expect(status.exists).toBe(true);
+    expect(status.intentSubmitted).toBe(true);
+  });
+});
+
+describe('message stream timeout', () => {
+  let server: Server;
+  let context: FakeSandboxContext;
+  let closeStreams: () => Promise<void>;
+  let fakeUrl: string;
+
+  beforeAll(async () => {
+    context = new FakeSandboxContext();
+    server = createServer((_request, response) => {
+      response.statusCode = 404;
+      response.end();
+    });
+    closeStreams = attachMessageStream(server, context, { streamTimeoutMs: 500, logger: pino({ level: 'silent' }) });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    fakeUrl = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/ws`;
+  });
+
+  afterAll(async () => {
+    await closeStreams();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('ends a stream after its timeout', async () => {
+    context.create({ intentId: intent.getIntentId(), destination: DESTINATION, currency: 'usd', amount: 0.25 });
+    const stream = await proto.RpcStream.create(proto.Messaging, 'openMessageStream', fakeUrl);
+    stream.write(signedOpenRequest());
+    const reader = stream.read()[Symbol.asyncIterator]();
+
+    expect(await nextKind(() => nextItem(reader))).toBe('requestToReceiveBill');
+
+    const [, error] = await nextItem(reader);
     expect(error?.message).toMatch(/deadline exceeded/);
   });
 });
