@@ -1,0 +1,157 @@
+// The background work of the kit: polling the sequencer for open purchases
+// whose check is due, retrying failed grants, and the start-up reconciliation
+// that checks every open purchase once. Every path ends in the purchase
+// service's idempotent transitions, so two instances polling one database
+// only cost extra GetStatus calls.
+
+import type { Logger } from 'pino';
+
+import { CodePayError } from './errors.js';
+import type { PurchaseService } from './purchases.js';
+import type { PurchaseStore, StoredPurchase } from './store/types.js';
+
+export interface ConfirmationLoopOptions {
+  store: PurchaseStore;
+  purchases: PurchaseService;
+  logger: Logger;
+  /** How often the loop looks for due status checks and grants (ms). */
+  pollIntervalMs: number;
+  /** Maximum concurrent GetStatus calls and grants. */
+  concurrency: number;
+  /** Purchases taken per look (and per reconciliation page). */
+  batchSize: number;
+  now?: () => number;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; never rejects. */
+export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next];
+      next += 1;
+      await fn(item).catch(() => undefined);
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, () => worker());
+  await Promise.all(workers);
+}
+
+export class ConfirmationLoop {
+  private readonly options: ConfirmationLoopOptions;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private reconciliation: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(options: ConfirmationLoopOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Starts the reconciliation of every open purchase and the polling loop. Called once by `createCodePay`. */
+  start(): void {
+    this.reconciliation = this.reconcile();
+    this.schedule();
+  }
+
+  /** Settles when the start-up reconciliation is over (it never rejects). */
+  get reconciled(): Promise<void> {
+    return this.reconciliation ?? Promise.resolve();
+  }
+
+  /** Stops the loop and waits for the tick and the reconciliation in flight. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    await this.running;
+    await this.reconciliation;
+  }
+
+  /** Runs one pass over due status checks and due grants; for tests and for the timer. */
+  async tick(): Promise<void> {
+    await this.pollDueChecks();
+    await this.retryDueGrants();
+  }
+
+  /** Checks every open purchase once, page by page, whatever its schedule. */
+  async reconcile(): Promise<void> {
+    const { store, batchSize, concurrency, logger } = this.options;
+    let afterId: string | null = null;
+    let checked = 0;
+
+    try {
+      while (!this.stopped) {
+        const page: StoredPurchase[] = await store.listOpen(afterId, batchSize);
+        if (page.length === 0) {
+          break;
+        }
+        await forEachLimited(page, concurrency, (purchase) => this.poll(purchase, 'reconcile'));
+        checked += page.length;
+        afterId = page[page.length - 1].id;
+      }
+      logger.info({ checked }, 'start-up reconciliation checked the open purchases');
+    } catch (error) {
+      logger.error({ err: error, checked }, 'start-up reconciliation failed; polling still checks the open purchases');
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) {
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.tick()
+        .catch((error: unknown) => {
+          this.options.logger.error({ err: error }, 'confirmation loop pass failed; trying again');
+        })
+        .finally(() => {
+          this.running = undefined;
+          this.schedule();
+        });
+    }, this.options.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  private async pollDueChecks(): Promise<void> {
+    const { store, batchSize, concurrency } = this.options;
+    const due = await store.listChecksDue(this.now(), batchSize);
+    await forEachLimited(due, concurrency, (purchase) => this.poll(purchase, 'poll'));
+  }
+
+  private async retryDueGrants(): Promise<void> {
+    const { store, batchSize, concurrency, purchases, logger } = this.options;
+    const due = await store.listGrantsDue(this.now(), batchSize);
+    await forEachLimited(due, concurrency, async (purchase) => {
+      if (this.stopped) {
+        return;
+      }
+      try {
+        await purchases.retryGrant(purchase.id);
+      } catch (error) {
+        logger.error({ purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, err: error }, 'grant retry failed');
+      }
+    });
+  }
+
+  private async poll(purchase: StoredPurchase, source: 'poll' | 'reconcile'): Promise<void> {
+    if (this.stopped) {
+      return;
+    }
+    try {
+      await this.options.purchases.pollPurchase(purchase, source);
+    } catch (error) {
+      const fields = { purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, source };
+      if (error instanceof CodePayError && error.code === 'sequencer_unavailable') {
+        this.options.logger.warn({ ...fields, err: error }, 'status check failed; the purchase is checked again later');
+      } else {
+        this.options.logger.error({ ...fields, err: error }, 'status check failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,581 @@
+// The purchase service: from a player's request to a stored purchase whose
+// intent the sequencer accepted, and from a confirmed payment to a grant.
+// Every confirmation path (webhook, polling, reconciliation, revalidate) ends
+// in `confirmPaid`, which is idempotent, so any number of confirmations of one
+// payment grant once.
+
+import { randomUUID } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import {
+  ATTEMPT_ID_PATTERN,
+  isOpenState,
+  type CatalogItem,
+  type Entitlements,
+  type Purchase,
+  type PurchaseRequest,
+  type PurchaseState,
+} from '../protocol/index.js';
+import { CodePayError } from './errors.js';
+import { deriveIntent } from './intent.js';
+import { deriveIdempotencyKey } from './keys.js';
+import { isPastDeadline, nextCheckAt, nextGrantAt, type CheckSchedule } from './check-schedule.js';
+import type { ConfirmationSource, KitMetrics } from './metrics.js';
+import type { IntentStatus, SequencerClient } from './sequencer.js';
+import type { GrantHandler, PurchaseStore, StoredPurchase, TransitionSource } from './store/types.js';
+
+export interface PurchaseServiceOptions {
+  gameId: string;
+  catalog: readonly CatalogItem[];
+  /** Base58 address of the wallet that receives every payment. */
+  destination: string;
+  keySecret: Uint8Array;
+  store: PurchaseStore;
+  sequencer: Pick<SequencerClient, 'sendMessage' | 'getStatus' | 'registerWebhook'>;
+  /** Registered for each new intent when set. */
+  webhookUrl?: string;
+  grant: GrantHandler;
+  logger: Logger;
+  metrics: KitMetrics;
+  schedule: CheckSchedule;
+  /** How long a player holds a `unique` item after requesting it (ms). */
+  uniqueHoldMs: number;
+  now?: () => number;
+}
+
+/**
+ * A hint from the browser about the player's wallet. The sequencer's
+ * `GetStatus` never reports a decline, so `cancelled` is only known from the
+ * wallet's message stream, which the browser sees and the server does not.
+ */
+export type RevalidateHint = 'cancelled';
+
+/** What the kit did with a verified webhook. */
+export type WebhookOutcome =
+  | { status: 'confirmed'; purchase: StoredPurchase }
+  | { status: 'unknown_intent' }
+  | { status: 'mismatch'; reason: string; purchase: StoredPurchase };
+
+export type PurchaseListener = (purchase: StoredPurchase) => void;
+
+/** Strips the server-only fields (player id, idempotency key, schedules) from a stored purchase. */
+export function toPublicPurchase(stored: StoredPurchase): Purchase {
+  const purchase: Purchase = {
+    id: stored.id,
+    itemId: stored.itemId,
+    kind: stored.kind,
+    state: stored.state,
+    intentId: stored.intentId,
+    clientSecret: stored.clientSecret,
+    amount: stored.amount,
+    currency: stored.currency,
+    destination: stored.destination,
+    createdAt: stored.createdAt,
+    updatedAt: stored.updatedAt,
+  };
+  if (stored.attemptId !== undefined && stored.attemptId !== null) {
+    purchase.attemptId = stored.attemptId;
+  }
+  return purchase;
+}
+
+/** The ids that every log line about a purchase carries; never its client secret. */
+export function purchaseLogFields(purchase: StoredPurchase): { purchaseId: string; intentId: string; playerId: string; itemId: string } {
+  return { purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, itemId: purchase.itemId };
+}
+
+export class PurchaseService {
+  readonly catalog: ReadonlyMap<string, CatalogItem>;
+
+  private readonly options: PurchaseServiceOptions;
+  private readonly store: PurchaseStore;
+  private readonly logger: Logger;
+  private readonly metrics: KitMetrics;
+  private readonly now: () => number;
+  private readonly listeners = new Set<PurchaseListener>();
+  /** Creations in flight on this instance, by idempotency key, so identical requests share one `SendMessage`. */
+  private readonly creating = new Map<string, Promise<StoredPurchase>>();
+  /** Grants in flight on this instance, by purchase id. */
+  private readonly granting = new Map<string, Promise<StoredPurchase | undefined>>();
+  /** Every operation in flight, so `drain` can wait for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(options: PurchaseServiceOptions) {
+    this.options = options;
+    this.store = options.store;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.now = options.now ?? Date.now;
+    this.catalog = new Map(options.catalog.map((item) => [item.id, item]));
+  }
+
+  /** Calls `listener` after every change of a purchase (creation, transition, grant). Returns the unsubscribe function. */
+  onUpdate(listener: PurchaseListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Waits for every creation, confirmation and grant in flight. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) {
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  /**
+   * Returns the player's purchase for the request's scope, creating it and its
+   * intent on the first request. Throws `CodePayError` with `unknown_item`,
+   * `invalid_request`, `already_owned`, `reserved`, `sold_out`,
+   * `sequencer_rejected` or `sequencer_unavailable`.
+   */
+  createPurchase(playerId: string, request: PurchaseRequest): Promise<StoredPurchase> {
+    const item = this.catalog.get(request.itemId);
+    if (!item) {
+      return Promise.reject(
+        new CodePayError('unknown_item', `No catalog item has the id "${request.itemId}"; request one of the ids the catalog event returns.`, {
+          playerId,
+          itemId: request.itemId,
+        }),
+      );
+    }
+
+    let attemptId: string | undefined;
+    try {
+      attemptId = this.attemptIdFor(item, request, playerId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+
+    const idempotencyKey = deriveIdempotencyKey(this.options.keySecret, {
+      gameId: this.options.gameId,
+      kind: item.kind,
+      itemId: item.id,
+      playerId,
+      attemptId,
+    });
+
+    const shared = this.creating.get(idempotencyKey);
+    if (shared) {
+      return shared;
+    }
+
+    const creation = this.track(this.createOnce(playerId, item, idempotencyKey, attemptId)).finally(() => {
+      this.creating.delete(idempotencyKey);
+    });
+    this.creating.set(idempotencyKey, creation);
+    return creation;
+  }
+
+  /** The player's purchase, or `not_found` when it does not exist or belongs to another player. */
+  async getPurchaseOf(playerId: string, purchaseId: string): Promise<StoredPurchase> {
+    const purchase = await this.store.getById(purchaseId);
+    if (!purchase || purchase.playerId !== playerId) {
+      throw new CodePayError('not_found', `No purchase with the id "${purchaseId}" belongs to this player.`, { playerId, purchaseId });
+    }
+    return purchase;
+  }
+
+  listPurchases(playerId: string): Promise<StoredPurchase[]> {
+    return this.store.listByPlayer(playerId);
+  }
+
+  entitlements(playerId: string): Promise<Entitlements> {
+    return this.store.entitlements(playerId);
+  }
+
+  /**
+   * Checks one of the player's purchases now: an open one with the sequencer,
+   * a paid one by running its grant. With the hint `cancelled`, a pending
+   * purchase the sequencer does not report as paid moves to `cancelled`
+   * (which a later payment still overrides).
+   */
+  revalidate(playerId: string, purchaseId: string, hint?: RevalidateHint): Promise<StoredPurchase> {
+    return this.track(this.revalidateOnce(playerId, purchaseId, hint));
+  }
+
+  /**
+   * Asks the sequencer about an open purchase for the polling loop or the
+   * start-up reconciliation, and schedules the next check when it is not
+   * paid yet. Throws the sequencer's error after rescheduling.
+   */
+  pollPurchase(purchase: StoredPurchase, source: 'poll' | 'reconcile'): Promise<StoredPurchase> {
+    return this.track(this.pollOnce(purchase, source));
+  }
+
+  /** Runs the grant of a paid purchase whose earlier attempt failed; for the grant retry loop. */
+  retryGrant(purchaseId: string): Promise<StoredPurchase | undefined> {
+    return this.deliverGrant(purchaseId);
+  }
+
+  /**
+   * Applies a verified webhook: a payment for a known intent whose claims
+   * match the pinned purchase is confirmed; one for an unknown intent is
+   * recorded for review; a mismatch changes nothing.
+   */
+  confirmWebhook(
+    claims: { intent: string },
+    checkClaims: (purchase: StoredPurchase) => string | undefined,
+  ): Promise<WebhookOutcome> {
+    return this.track(this.confirmWebhookOnce(claims, checkClaims));
+  }
+
+  /**
+   * Moves a purchase to `paid` (from pending, cancelled or expired) and runs
+   * its grant at once. Idempotent: a purchase already paid or granted is
+   * returned as it is, after one more grant attempt when it is still paid.
+   */
+  async confirmPaid(purchase: StoredPurchase, source: ConfirmationSource, detail: string): Promise<StoredPurchase> {
+    const at = this.now();
+    const result = await this.store.transition({ purchaseId: purchase.id, to: 'paid', source, detail, at });
+
+    if (result.changed) {
+      this.logTransition(result.purchase, result.from, source, detail);
+      this.metrics.observeConfirmation(Math.max(0, at - purchase.createdAt) / 1000, source);
+      this.notify(result.purchase);
+    } else if (result.purchase.state === 'failed') {
+      this.logger.warn(
+        { ...purchaseLogFields(result.purchase), source, failureReason: result.purchase.failureReason },
+        'payment confirmed for a failed purchase; nothing is granted, check the payment reviews for a refund',
+      );
+    }
+
+    if (result.purchase.state !== 'paid') {
+      return result.purchase;
+    }
+    return (await this.deliverGrant(result.purchase.id)) ?? result.purchase;
+  }
+
+  private async createOnce(playerId: string, item: CatalogItem, idempotencyKey: string, attemptId: string | undefined): Promise<StoredPurchase> {
+    const startedAt = this.now();
+
+    const existing = await this.store.getByKey(idempotencyKey);
+    if (existing) {
+      return this.resumeExisting(existing, item, playerId);
+    }
+
+    await this.checkAvailable(item, playerId);
+
+    const intent = deriveIntent({
+      idempotencyKey,
+      amount: item.amount,
+      currency: item.currency,
+      destination: this.options.destination,
+    });
+
+    // The sequencer must accept the intent before anything is stored, so the
+    // kit never hands out a client secret for an intent it refused. A repeat
+    // of an accepted SendMessage (after a crash between here and the insert)
+    // is accepted again by the sequencer.
+    try {
+      await this.options.sequencer.sendMessage(intent.sendMessageRequest, { intentId: intent.intentId });
+    } catch (error) {
+      this.logger.warn(
+        { playerId, itemId: item.id, intentId: intent.intentId, code: errorCode(error), err: error },
+        'sequencer did not accept the intent; nothing was stored',
+      );
+      throw error;
+    }
+
+    const createdAt = this.now();
+    const { purchase, created } = await this.store.insertPurchase({
+      id: randomUUID(),
+      idempotencyKey,
+      playerId,
+      itemId: item.id,
+      kind: item.kind,
+      intentId: intent.intentId,
+      clientSecret: intent.clientSecret,
+      amount: item.amount,
+      currency: item.currency,
+      destination: this.options.destination,
+      attemptId,
+      createdAt,
+      nextCheckAt: createdAt + this.options.schedule.firstCheckAfterMs,
+    });
+
+    if (!created) {
+      // Another instance stored the same key first; its row is the purchase.
+      return purchase;
+    }
+
+    this.logTransition(purchase, null, 'create', 'sequencer accepted the intent');
+    this.metrics.observeCreation(Math.max(0, this.now() - startedAt) / 1000);
+    await this.registerWebhook(purchase);
+    this.notify(purchase);
+    return purchase;
+  }
+
+  /** A retry of a scope that already has a purchase: the same purchase, unless the item is no longer available to the player. */
+  private async resumeExisting(existing: StoredPurchase, item: CatalogItem, playerId: string): Promise<StoredPurchase> {
+    if (existing.state === 'granted' && existing.kind !== 'consumable') {
+      throw new CodePayError('already_owned', `The player already owns "${existing.itemId}".`, purchaseLogFields(existing));
+    }
+
+    if (existing.state === 'failed' && existing.failureReason === 'conflicting_payment') {
+      throw new CodePayError('sold_out', `"${existing.itemId}" was sold to another player.`, purchaseLogFields(existing));
+    }
+
+    if (existing.kind === 'unique' && isOpenState(existing.state)) {
+      await this.holdUniqueItem(item, playerId);
+    }
+
+    if (isOpenState(existing.state) && isPastDeadline(existing, this.now(), this.options.schedule)) {
+      // The player came back to an old purchase: restart the fast status checks,
+      // because they may be about to pay it.
+      await this.store.scheduleCheck(existing.id, this.now() + this.options.schedule.firstCheckAfterMs, 0);
+    }
+
+    return existing;
+  }
+
+  /** Throws when the player may not start a new purchase of the item. */
+  private async checkAvailable(item: CatalogItem, playerId: string): Promise<void> {
+    if (item.kind === 'permanent') {
+      // Covers grants stored under another key, for example before a key secret rotation.
+      const owned = await this.store.entitlements(playerId);
+      if ((owned[item.id] ?? 0) > 0) {
+        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
+      }
+    }
+
+    if (item.kind === 'unique') {
+      await this.holdUniqueItem(item, playerId);
+    }
+  }
+
+  private async holdUniqueItem(item: CatalogItem, playerId: string): Promise<void> {
+    const now = this.now();
+    const hold = await this.store.acquireHold(item.id, playerId, now, now + this.options.uniqueHoldMs);
+
+    if (hold.status === 'reserved') {
+      const seconds = Math.max(1, Math.ceil((hold.expiresAt - now) / 1000));
+      throw new CodePayError('reserved', `"${item.id}" is reserved for another player for up to ${seconds} s; try again later.`, {
+        playerId,
+        itemId: item.id,
+      });
+    }
+
+    if (hold.status === 'sold_out') {
+      if (hold.ownerPlayerId === playerId) {
+        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
+      }
+      throw new CodePayError('sold_out', `"${item.id}" was sold to another player.`, { playerId, itemId: item.id });
+    }
+  }
+
+  private attemptIdFor(item: CatalogItem, request: PurchaseRequest, playerId: string): string | undefined {
+    if (item.kind !== 'consumable') {
+      // Unique and permanent purchases are one per player and item; an attempt id would not change the key.
+      return undefined;
+    }
+
+    if (request.attemptId === undefined) {
+      throw new CodePayError(
+        'invalid_request',
+        `"${item.id}" is a consumable, so the request needs an attemptId; generate one per purchase attempt and reuse it on every retry.`,
+        { playerId, itemId: item.id },
+      );
+    }
+
+    if (!ATTEMPT_ID_PATTERN.test(request.attemptId)) {
+      throw new CodePayError('invalid_request', 'Invalid attemptId: expected 8 to 64 letters, digits, "-" or "_" (a UUID fits).', {
+        playerId,
+        itemId: item.id,
+      });
+    }
+    return request.attemptId;
+  }
+
+  private async registerWebhook(purchase: StoredPurchase): Promise<void> {
+    const url = this.options.webhookUrl;
+    if (!url) {
+      return;
+    }
+
+    // A failure is not fatal: polling and revalidate confirm the payment without the webhook.
+    try {
+      const result = await this.options.sequencer.registerWebhook(purchase.intentId, url);
+      if (result === 'ok' || result === 'already_registered' || result === 'intent_exists') {
+        return;
+      }
+      this.logger.warn({ ...purchaseLogFields(purchase), result }, 'webhook registration was not accepted; polling confirms this purchase');
+    } catch (error) {
+      this.logger.warn({ ...purchaseLogFields(purchase), err: error }, 'webhook registration failed; polling confirms this purchase');
+    }
+  }
+
+  private async revalidateOnce(playerId: string, purchaseId: string, hint: RevalidateHint | undefined): Promise<StoredPurchase> {
+    const purchase = await this.getPurchaseOf(playerId, purchaseId);
+
+    if (purchase.state === 'paid') {
+      return (await this.deliverGrant(purchase.id)) ?? purchase;
+    }
+    if (!isOpenState(purchase.state)) {
+      return purchase;
+    }
+
+    const status = await this.options.sequencer.getStatus(purchase.intentId);
+    if (status.intentSubmitted) {
+      return this.confirmPaid(purchase, 'revalidate', describeStatus(status));
+    }
+
+    if (hint === 'cancelled' && purchase.state === 'pending') {
+      return this.moveOpenPurchase(purchase, 'cancelled', 'stream', 'the browser reported that the player declined in the wallet');
+    }
+    return purchase;
+  }
+
+  private async pollOnce(purchase: StoredPurchase, source: 'poll' | 'reconcile'): Promise<StoredPurchase> {
+    const checkAttempts = purchase.checkAttempts + 1;
+
+    let status: IntentStatus;
+    try {
+      status = await this.options.sequencer.getStatus(purchase.intentId);
+    } catch (error) {
+      await this.store.scheduleCheck(purchase.id, nextCheckAt(purchase, checkAttempts, this.now(), this.options.schedule), checkAttempts);
+      throw error;
+    }
+
+    if (status.intentSubmitted) {
+      return this.confirmPaid(purchase, source, describeStatus(status));
+    }
+
+    let current = purchase;
+    const now = this.now();
+    if (current.state !== 'expired' && isPastDeadline(current, now, this.options.schedule)) {
+      current = await this.moveOpenPurchase(current, 'expired', 'expire', 'no payment before the deadline');
+    }
+
+    if (isOpenState(current.state)) {
+      await this.store.scheduleCheck(current.id, nextCheckAt(current, checkAttempts, now, this.options.schedule), checkAttempts);
+    }
+    return current;
+  }
+
+  private async moveOpenPurchase(purchase: StoredPurchase, to: 'cancelled' | 'expired', source: TransitionSource, detail: string): Promise<StoredPurchase> {
+    const result = await this.store.transition({ purchaseId: purchase.id, to, source, detail, at: this.now() });
+    if (result.changed) {
+      this.logTransition(result.purchase, result.from, source, detail);
+      this.notify(result.purchase);
+    }
+    return result.purchase;
+  }
+
+  private async confirmWebhookOnce(
+    claims: { intent: string },
+    checkClaims: (purchase: StoredPurchase) => string | undefined,
+  ): Promise<WebhookOutcome> {
+    const purchase = await this.store.getByIntentId(claims.intent);
+
+    if (!purchase) {
+      await this.store.recordReview({
+        kind: 'unknown_intent',
+        intentId: claims.intent,
+        purchaseId: null,
+        payload: JSON.stringify(claims),
+        createdAt: this.now(),
+      });
+      this.logger.warn({ intentId: claims.intent }, 'webhook for an unknown intent; recorded for review');
+      return { status: 'unknown_intent' };
+    }
+
+    const mismatch = checkClaims(purchase);
+    if (mismatch !== undefined) {
+      return { status: 'mismatch', reason: mismatch, purchase };
+    }
+
+    const confirmed = await this.confirmPaid(purchase, 'webhook', 'verified webhook with state SUBMITTED');
+    return { status: 'confirmed', purchase: confirmed };
+  }
+
+  /** Runs the grant handler for a paid purchase; on failure records the error and the next attempt. */
+  private deliverGrant(purchaseId: string): Promise<StoredPurchase | undefined> {
+    const shared = this.granting.get(purchaseId);
+    if (shared) {
+      return shared;
+    }
+
+    const delivery = this.track(this.grantOnce(purchaseId)).finally(() => {
+      this.granting.delete(purchaseId);
+    });
+    this.granting.set(purchaseId, delivery);
+    return delivery;
+  }
+
+  private async grantOnce(purchaseId: string): Promise<StoredPurchase | undefined> {
+    let outcome;
+    try {
+      outcome = await this.store.grant(purchaseId, this.options.grant, this.now());
+    } catch (error) {
+      return this.recordGrantFailure(purchaseId, error);
+    }
+
+    const purchase = outcome.purchase;
+    if (outcome.status === 'granted') {
+      this.logTransition(purchase, 'paid', 'grant', 'grant handler committed');
+      this.notify(purchase);
+    } else if (outcome.status === 'conflict') {
+      this.logTransition(purchase, 'paid', 'grant', 'conflicting_payment');
+      this.logger.warn(
+        purchaseLogFields(purchase),
+        'payment for a unique item another player owns; recorded as a conflicting payment for refund and not granted',
+      );
+      this.notify(purchase);
+    }
+    return purchase;
+  }
+
+  private async recordGrantFailure(purchaseId: string, error: unknown): Promise<StoredPurchase | undefined> {
+    const purchase = await this.store.getById(purchaseId);
+    if (!purchase || purchase.state !== 'paid') {
+      // The failure was not the handler's (the purchase is gone or moved on); log it and let the caller see the state.
+      this.logger.error({ purchaseId, err: error }, 'grant failed');
+      return purchase;
+    }
+
+    const attempts = purchase.grantAttempts + 1;
+    const retryAt = nextGrantAt(attempts, this.now(), this.options.schedule);
+    const message = error instanceof Error ? error.message : String(error);
+    await this.store.recordGrantFailure(purchaseId, message, retryAt);
+
+    this.metrics.recordGrantFailure(purchase.itemId);
+    this.logger.error(
+      { ...purchaseLogFields(purchase), err: error, grantAttempts: attempts, retryAt: new Date(retryAt).toISOString() },
+      'grant handler failed; the purchase stays paid and the grant is retried',
+    );
+    return (await this.store.getById(purchaseId)) ?? purchase;
+  }
+
+  private logTransition(purchase: StoredPurchase, from: PurchaseState | null, source: TransitionSource, detail: string): void {
+    this.metrics.recordTransition(from ?? 'none', purchase.state);
+    this.logger.info({ ...purchaseLogFields(purchase), from, to: purchase.state, source, detail }, 'purchase transition');
+  }
+
+  private notify(purchase: StoredPurchase): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(purchase);
+      } catch (error) {
+        this.logger.error({ ...purchaseLogFields(purchase), err: error }, 'purchase update listener failed');
+      }
+    }
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    promise.then(
+      () => this.inFlight.delete(promise),
+      () => this.inFlight.delete(promise),
+    );
+    return promise;
+  }
+}
+
+function describeStatus(status: IntentStatus): string {
+  return `GetStatus: exists=${status.exists} codeScanned=${status.codeScanned} intentSubmitted=${status.intentSubmitted}`;
+}
+
+function errorCode(error: unknown): string {
+  return error instanceof CodePayError ? error.code : 'internal';
+}

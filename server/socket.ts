@@ -1,0 +1,241 @@
+// The `/code-pay` socket.io namespace: authenticates each connection with the
+// game's `authenticate` function, parses every request with a schema, limits
+// each player's request rate, acknowledges every request and pushes
+// `purchase:updated` to a room per player.
+
+import type { Logger } from 'pino';
+import type { Namespace, Server, Socket } from 'socket.io';
+import { z } from 'zod';
+
+import {
+  ATTEMPT_ID_PATTERN,
+  CODE_PAY_NAMESPACE,
+  ITEM_ID_PATTERN,
+  type Ack,
+  type CatalogItem,
+  type ClientToServerEvents,
+  type ErrorBody,
+  type ServerToClientEvents,
+} from '../protocol/index.js';
+import { CodePayError } from './errors.js';
+import { toPublicPurchase, type PurchaseService } from './purchases.js';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import type { StoredPurchase } from './store/types.js';
+
+/** The socket.io handshake the game's `authenticate` function receives; the plugin puts its token in `handshake.auth.token`. */
+export type Handshake = Socket['handshake'];
+
+/** Resolves the player id of a connection; throwing or returning an empty id rejects it with `unauthenticated`. */
+export type Authenticate = (handshake: Handshake) => string | Promise<string>;
+
+export interface SocketData {
+  playerId: string;
+}
+
+export type CodePayNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type CodePaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface SocketLayerOptions {
+  purchases: PurchaseService;
+  authenticate: Authenticate;
+  rateLimit: RateLimitOptions;
+  logger: Logger;
+}
+
+/** Longest player id `authenticate` may return; it is part of every idempotency key. */
+export const MAX_PLAYER_ID_LENGTH = 256;
+
+const purchaseRequestSchema = z.strictObject({
+  itemId: z.string().regex(ITEM_ID_PATTERN, 'expected 1 to 64 letters, digits, ".", "-" or "_"'),
+  attemptId: z.string().regex(ATTEMPT_ID_PATTERN, 'expected 8 to 64 letters, digits, "-" or "_" (a UUID fits)').optional(),
+});
+
+const revalidateRequestSchema = z.strictObject({
+  purchaseId: z.string().min(1).max(128),
+  /** `cancelled` when the wallet reported that the player declined; see `RevalidateHint`. */
+  hint: z.enum(['cancelled']).optional(),
+});
+
+/** `catalog` and `sync` take no payload; an empty object is tolerated. */
+const emptyRequestSchema = z.union([z.undefined(), z.strictObject({})]);
+
+/** Room of every socket of one player, on every instance that shares the adapter. */
+export function playerRoom(playerId: string): string {
+  return `code-pay:player:${playerId}`;
+}
+
+export class SocketLayer {
+  private readonly options: SocketLayerOptions;
+  private readonly limiter: RateLimiter;
+  private readonly namespaces: CodePayNamespace[] = [];
+  private readonly pruneTimer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+
+  constructor(options: SocketLayerOptions) {
+    this.options = options;
+    this.limiter = new RateLimiter(options.rateLimit);
+    this.pruneTimer = setInterval(() => this.limiter.prune(), 60_000);
+    this.pruneTimer.unref();
+    this.unsubscribe = options.purchases.onUpdate((purchase) => this.pushUpdate(purchase));
+  }
+
+  /** Registers the `/code-pay` namespace on `io`. Throws when this kit is already attached to it. */
+  attach(io: Server): CodePayNamespace {
+    const namespace = io.of(CODE_PAY_NAMESPACE) as unknown as CodePayNamespace;
+    if (this.namespaces.includes(namespace)) {
+      throw new CodePayError('internal', 'This kit is already attached to that socket.io server; call attach(io) once per server.');
+    }
+
+    namespace.use((socket, next) => {
+      this.authenticate(socket).then(
+        () => next(),
+        (error: Error) => next(error),
+      );
+    });
+    namespace.on('connection', (socket) => this.onConnection(socket));
+
+    this.namespaces.push(namespace);
+    return namespace;
+  }
+
+  /** Disconnects this instance's sockets of the namespace and stops the pushes. Called by `close()`. */
+  close(): void {
+    clearInterval(this.pruneTimer);
+    this.unsubscribe();
+    for (const namespace of this.namespaces) {
+      namespace.removeAllListeners('connection');
+      namespace.local.disconnectSockets();
+    }
+  }
+
+  private async authenticate(socket: CodePaySocket): Promise<void> {
+    let playerId: unknown;
+    try {
+      playerId = await this.options.authenticate(socket.handshake);
+    } catch (error) {
+      this.options.logger.warn({ err: error, address: socket.handshake.address }, 'socket rejected: authenticate threw');
+      throw unauthenticated('Authentication failed; connect with a valid auth token.');
+    }
+
+    if (typeof playerId !== 'string' || playerId.length === 0 || playerId.length > MAX_PLAYER_ID_LENGTH) {
+      this.options.logger.warn({ address: socket.handshake.address }, 'socket rejected: authenticate returned no valid player id');
+      throw unauthenticated('Authentication failed; connect with a valid auth token.');
+    }
+    socket.data.playerId = playerId;
+  }
+
+  private onConnection(socket: CodePaySocket): void {
+    const playerId = socket.data.playerId;
+    void socket.join(playerRoom(playerId));
+
+    this.handle(socket, 'catalog', emptyRequestSchema, async () => ({ items: this.catalogItems() }));
+
+    this.handle(socket, 'purchase', purchaseRequestSchema, async (request) => {
+      const purchase = await this.options.purchases.createPurchase(playerId, request);
+      return { purchase: toPublicPurchase(purchase) };
+    });
+
+    this.handle(socket, 'revalidate', revalidateRequestSchema, async (request) => {
+      const purchase = await this.options.purchases.revalidate(playerId, request.purchaseId, request.hint);
+      return { purchase: toPublicPurchase(purchase) };
+    });
+
+    this.handle(socket, 'sync', emptyRequestSchema, async () => {
+      const [purchases, entitlements] = await Promise.all([
+        this.options.purchases.listPurchases(playerId),
+        this.options.purchases.entitlements(playerId),
+      ]);
+      return { purchases: purchases.map(toPublicPurchase), entitlements };
+    });
+  }
+
+  /**
+   * Listens for one request event. The acknowledgement is the last argument;
+   * everything before it is the payload, parsed with `schema`. A request
+   * without an acknowledgement is logged and ignored, because its answer could
+   * not reach the client.
+   */
+  private handle<Schema extends z.ZodType, Result extends object>(
+    socket: CodePaySocket,
+    event: keyof ClientToServerEvents,
+    schema: Schema,
+    run: (request: z.output<Schema>) => Promise<Result>,
+  ): void {
+    const playerId = socket.data.playerId;
+    const { logger } = this.options;
+
+    // The typed `on` assumes well-formed clients; requests arrive as untrusted arguments.
+    const untyped = socket as unknown as { on(event: string, listener: (...args: unknown[]) => void): void };
+    untyped.on(event, (...args: unknown[]) => {
+      const ack = args.length > 0 ? args[args.length - 1] : undefined;
+      if (typeof ack !== 'function') {
+        logger.warn({ playerId, event }, 'socket request without an acknowledgement callback; ignored');
+        return;
+      }
+      const reply = ack as (response: Ack<Result>) => void;
+
+      if (!this.limiter.take(playerId)) {
+        logger.warn({ playerId, event }, 'socket request rate-limited');
+        reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
+        return;
+      }
+
+      const payloads = args.slice(0, -1);
+      const parsed = payloads.length <= 1 ? schema.safeParse(payloads[0]) : undefined;
+      if (!parsed || !parsed.success) {
+        const detail = parsed ? describeIssues(parsed.error) : `expected at most one payload, got ${payloads.length}`;
+        logger.warn({ playerId, event, detail }, 'invalid socket request');
+        reply(failure({ code: 'invalid_request', message: `Invalid ${event} request: ${detail}.` }));
+        return;
+      }
+
+      run(parsed.data).then(
+        (result) => reply({ ok: true, ...result }),
+        (error: unknown) => reply(failure(this.errorBody(error, playerId, event))),
+      );
+    });
+  }
+
+  private errorBody(error: unknown, playerId: string, event: string): ErrorBody {
+    if (error instanceof CodePayError && error.code !== 'internal') {
+      // The purchase service logged sequencer errors already; the rest are the player's outcomes.
+      this.options.logger.info({ playerId, event, code: error.code, ...error.context }, 'socket request failed');
+      return error.toBody();
+    }
+    this.options.logger.error({ playerId, event, err: error }, 'socket request failed with an internal error');
+    return { code: 'internal', message: 'Internal error in the payment server; try again later.' };
+  }
+
+  private catalogItems(): CatalogItem[] {
+    return [...this.options.purchases.catalog.values()].map((item) => {
+      const published: CatalogItem = { id: item.id, kind: item.kind, name: item.name, amount: item.amount, currency: item.currency };
+      if (item.description !== undefined) {
+        published.description = item.description;
+      }
+      return published;
+    });
+  }
+
+  private pushUpdate(purchase: StoredPurchase): void {
+    for (const namespace of this.namespaces) {
+      namespace.to(playerRoom(purchase.playerId)).emit('purchase:updated', toPublicPurchase(purchase));
+    }
+  }
+}
+
+function failure(error: ErrorBody): { ok: false; error: ErrorBody } {
+  return { ok: false, error };
+}
+
+function unauthenticated(message: string): Error & { data: ErrorBody } {
+  const error = new Error(message) as Error & { data: ErrorBody };
+  error.data = { code: 'unauthenticated', message };
+  return error;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : 'payload'}: ${issue.message}`)
+    .join('; ');
+}
