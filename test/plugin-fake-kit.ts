@@ -3,9 +3,12 @@
 // map, follows the protocol's idempotency rules (one purchase per player and
 // item, or per player, item and attempt id for consumables) and lets a test
 // pay, decline or drop acknowledgements.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import bs58 from 'bs58';
 import { Server, type Socket } from 'socket.io';
+import { deriveRendezvous } from '../plugin/sheet/rendezvous.js';
 import {
   CODE_PAY_NAMESPACE,
   type CatalogItem,
@@ -50,8 +53,8 @@ export class FakeKit {
   private readonly owner = new Map<string, string>();
   /** Purchase id → owning player id. */
   private readonly players = new Map<string, string>();
-  /** Purchase id → idempotency scope (player, item and, for consumables, attempt id). */
-  private readonly scopes = new Map<string, string>();
+  /** Idempotency scope (player, item and, for consumables, attempt id) → the purchase created for it. */
+  private readonly scopes = new Map<string, Promise<Purchase>>();
   private nextId = 1;
   private clock = 1_000;
 
@@ -170,15 +173,15 @@ export class FakeKit {
       this.answer(socket, 'revalidate', () => ack({ ok: true, purchase }));
     });
 
-    socket.on('purchase', (request, ack) => {
+    socket.on('purchase', async (request, ack) => {
       this.record('purchase', playerId, request);
       this.onPurchaseRequest?.(request, playerId);
-      const result = this.purchase(request, playerId);
+      const result = await this.purchase(request, playerId);
       this.answer(socket, 'purchase', () => ack(result));
     });
   }
 
-  private purchase(request: PurchaseRequest, playerId: string) {
+  private async purchase(request: PurchaseRequest, playerId: string) {
     const item = FAKE_CATALOG.find((candidate) => candidate.id === request?.itemId);
     if (!item) return { ok: false as const, error: { code: 'unknown_item' as const, message: 'unknown item' } };
     if (item.kind === 'consumable' && !request.attemptId) {
@@ -189,29 +192,39 @@ export class FakeKit {
     }
 
     const scope = item.kind === 'consumable' ? `${playerId}:${item.id}:${request.attemptId}` : `${playerId}:${item.id}`;
-    const existing = [...this.purchases.values()].find((purchase) => this.scopes.get(purchase.id) === scope);
-    if (existing) return { ok: true as const, purchase: existing };
+    let created = this.scopes.get(scope);
+    if (!created) {
+      // The scope is taken before the first await, so a duplicate request arriving meanwhile waits for the same purchase.
+      created = this.createPurchase(item, playerId, request.attemptId);
+      this.scopes.set(scope, created);
+    }
+    const purchase = await created;
+    return { ok: true as const, purchase: this.purchases.get(purchase.id) ?? purchase };
+  }
 
+  private async createPurchase(item: CatalogItem, playerId: string, attemptId: string | undefined): Promise<Purchase> {
     const id = `p${this.nextId++}`;
     const now = this.tick();
+    // A random client secret with its real intent id, so the plugin's scan code check passes.
+    const clientSecret = bs58.encode(randomBytes(11));
+    const { intentId } = await deriveRendezvous({ clientSecret, amount: item.amount, currency: item.currency });
     const purchase: Purchase = {
       id,
       itemId: item.id,
       kind: item.kind,
       state: 'pending',
-      intentId: `intent-${id}`,
-      clientSecret: 'Cz1QuZ5FbZ4bT8Xhvq5Z9',
+      intentId,
+      clientSecret,
       amount: item.amount,
       currency: item.currency,
       destination: 'E8otxw1CVX9bfyddKu3ZB3BVLa4VVF9J7CTPdnUwT9jR',
-      ...(request.attemptId ? { attemptId: request.attemptId } : {}),
+      ...(attemptId ? { attemptId } : {}),
       createdAt: now,
       updatedAt: now,
     };
     this.purchases.set(id, purchase);
     this.players.set(id, playerId);
-    this.scopes.set(id, scope);
-    return { ok: true as const, purchase };
+    return purchase;
   }
 
   private record(event: Event, playerId: string, payload: unknown): void {
