@@ -17,6 +17,8 @@
 //   message }` whose message is the @bufbuild/connect error text,
 //   `[invalid_argument] usd currency has a maximum amount of 1.00`, and
 //   answers HTTP 500 with an ERROR envelope when the gateway itself fails.
+// - The sandbox sequencer writes the gRPC code name first,
+//   `InvalidArgument: native amount mismatches original request`.
 
 /** gRPC status codes, in @bufbuild/connect's snake_case spelling, that mean the request itself was refused. */
 const REJECTING_STATUS_CODES: ReadonlySet<string> = new Set([
@@ -64,12 +66,36 @@ export interface ClassifiedErrorEnvelope {
   message: string;
 }
 
+/** gRPC status code names (google.golang.org/grpc/codes), as the sandbox writes them before a colon. */
+const GRPC_CODE_NAMES: ReadonlySet<string> = new Set([
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+]);
+
 /** Converts a gRPC code name such as `InvalidArgument` to `invalid_argument`. */
 function toSnakeCase(code: string): string {
   return code.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
-/** Splits a status code off the message: `[invalid_argument] text` (connect) or `rpc error: code = InvalidArgument desc = text` (grpc-go). */
+/**
+ * Splits a status code off the message in one of three forms:
+ * `[invalid_argument] text` (connect), `rpc error: code = InvalidArgument
+ * desc = text` (grpc-go) and `InvalidArgument: text` (the sandbox).
+ */
 function parseStatusCode(message: string): { statusCode?: string; text: string } {
   const connectForm = /^\[([a-z_]+)\]\s*(.*)$/s.exec(message);
   if (connectForm !== null) {
@@ -79,6 +105,11 @@ function parseStatusCode(message: string): { statusCode?: string; text: string }
   const grpcGoForm = /^rpc error: code = ([A-Za-z]+) desc = (.*)$/s.exec(message);
   if (grpcGoForm !== null) {
     return { statusCode: toSnakeCase(grpcGoForm[1] ?? ''), text: grpcGoForm[2] ?? '' };
+  }
+
+  const prefixForm = /^([A-Za-z]+): (.*)$/s.exec(message);
+  if (prefixForm !== null && GRPC_CODE_NAMES.has(prefixForm[1] ?? '')) {
+    return { statusCode: toSnakeCase(prefixForm[1] ?? ''), text: prefixForm[2] ?? '' };
   }
 
   return { text: message };

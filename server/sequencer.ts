@@ -300,7 +300,7 @@ export function createSequencerClient(options: SequencerClientOptions): Sequence
   }
 
   return {
-    sendMessage(sendMessageRequest, ids) {
+    async sendMessage(sendMessageRequest, ids) {
       const context = { intentId: ids.intentId };
       return observe('sendMessage', context, async () => {
         const body = await call('Messaging', 'sendMessage', sendMessageRequest, context);
@@ -319,7 +319,7 @@ export function createSequencerClient(options: SequencerClientOptions): Sequence
       });
     },
 
-    getStatus(intentId) {
+    async getStatus(intentId) {
       const context = { intentId };
       const request = new proto.GetStatusRequest({ intentId: { value: intentIdBytes(intentId) } });
       return observe('getStatus', context, async () => {
@@ -338,7 +338,7 @@ export function createSequencerClient(options: SequencerClientOptions): Sequence
       });
     },
 
-    registerWebhook(intentId, webhookUrl) {
+    async registerWebhook(intentId, webhookUrl) {
       const context = { intentId };
       const request = new proto.RegisterWebhookRequest({ intentId: { value: intentIdBytes(intentId) }, url: webhookUrl });
       return observe('registerWebhook', context, async () => {
