@@ -17,7 +17,7 @@
 //    (exchange rate 1, quarks = round(amount * 100000)) and `partial`
 //    (currency and amount only) for every other currency.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import { indexToCurrencyCode } from '@code-wallet/currency';
 import bs58 from 'bs58';
@@ -134,9 +134,9 @@ export function deriveIntent(request: IntentRequest, options: DeriveIntentOption
   const { amount, amountCents } = normalizeAmount(request.amount);
   const { currency, currencyIndex } = normalizeCurrency(request.currency);
 
-  const nonce = createHash('sha256').update(idempotencyKey, 'utf8').digest().subarray(0, NONCE_BYTES);
+  const nonce = sha256(Buffer.from(idempotencyKey, 'utf8')).subarray(0, NONCE_BYTES);
   const rendezvousPayload = encodeRendezvousPayload(currencyIndex, amountCents, nonce);
-  const rendezvousSeed = createHash('sha256').update(rendezvousPayload).digest();
+  const rendezvousSeed = sha256(rendezvousPayload);
   const keyPair = backend.keyPairFromSeed(rendezvousSeed);
 
   const message = encodeRequestToReceiveBillMessage(destinationBytes, exchangeData(currency, amount));
@@ -177,6 +177,10 @@ export function signOpenMessageStreamRequest(
   return encodeOpenMessageStreamRequest(intent.rendezvousPublicKey, signature);
 }
 
+function sha256(data: Uint8Array): Buffer {
+  return hash('sha256', data, 'buffer');
+}
+
 function invalid(message: string): CodePayError {
   return new CodePayError('invalid_request', message);
 }
@@ -190,8 +194,22 @@ function checkIdempotencyKey(value: unknown): string {
   return value;
 }
 
+/**
+ * Decoded destinations. A game has one destination or a few, and base58
+ * decoding costs about 2 µs, so decoded addresses are kept.
+ */
+const decodedDestinations = new Map<string, Uint8Array>();
+const DECODED_DESTINATIONS_MAX = 64;
+
 /** Mirrors `PublicKey.fromBase58` of `@code-wallet/keys`: base58 alphabet, 32 bytes decoded. */
 function decodeDestination(value: unknown): Uint8Array {
+  if (typeof value === 'string') {
+    const cached = decodedDestinations.get(value);
+    if (cached !== undefined) {
+      return cached;
+    }
+  }
+
   if (typeof value !== 'string' || value.length === 0) {
     throw invalid('Missing destination: expected the base58 address of the wallet that receives payments.');
   }
@@ -204,6 +222,11 @@ function decodeDestination(value: unknown): Uint8Array {
       `Invalid destination ${JSON.stringify(value)}: it decodes to ${bytes.length} bytes; a Code address is ${PUBLIC_KEY_BYTES}.`,
     );
   }
+
+  if (decodedDestinations.size >= DECODED_DESTINATIONS_MAX) {
+    decodedDestinations.clear();
+  }
+  decodedDestinations.set(value, bytes);
   return bytes;
 }
 

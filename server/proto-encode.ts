@@ -18,10 +18,27 @@ const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;
 const WIRE_LENGTH_DELIMITED = 2;
 
-/** A growable byte buffer with the protobuf primitives. */
+/** Returns how many bytes the varint encoding of a non-negative safe integer takes. */
+function varintSize(value: number): number {
+  let size = 1;
+  let rest = value;
+  while (rest >= 0x80) {
+    rest = Math.floor(rest / 0x80);
+    size++;
+  }
+  return size;
+}
+
+/**
+ * A growable byte buffer with the protobuf primitives. Nested messages are
+ * written in place between `beginMessage` and `endMessage`, which
+ * back-patches the length prefix, so one writer encodes a whole request.
+ */
 class ProtoWriter {
-  private buffer = new Uint8Array(128);
+  private buffer = new Uint8Array(256);
+  private view = new DataView(this.buffer.buffer);
   private length = 0;
+  private readonly messageStarts: number[] = [];
 
   private reserve(count: number): void {
     if (this.length + count <= this.buffer.length) {
@@ -30,6 +47,17 @@ class ProtoWriter {
     const grown = new Uint8Array(Math.max(this.buffer.length * 2, this.length + count));
     grown.set(this.buffer.subarray(0, this.length));
     this.buffer = grown;
+    this.view = new DataView(grown.buffer);
+  }
+
+  private writeVarintAt(position: number, value: number): void {
+    let offset = position;
+    let rest = value;
+    while (rest >= 0x80) {
+      this.buffer[offset++] = (rest % 0x80) | 0x80;
+      rest = Math.floor(rest / 0x80);
+    }
+    this.buffer[offset] = rest;
   }
 
   /** Writes a non-negative integer up to Number.MAX_SAFE_INTEGER as a varint. */
@@ -37,13 +65,10 @@ class ProtoWriter {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new RangeError(`Cannot encode ${value} as a protobuf varint.`);
     }
-    this.reserve(10);
-    let rest = value;
-    while (rest >= 0x80) {
-      this.buffer[this.length++] = (rest % 0x80) | 0x80;
-      rest = Math.floor(rest / 0x80);
-    }
-    this.buffer[this.length++] = rest;
+    const size = varintSize(value);
+    this.reserve(size);
+    this.writeVarintAt(this.length, value);
+    this.length += size;
     return this;
   }
 
@@ -56,6 +81,32 @@ class ProtoWriter {
     this.reserve(bytes.length);
     this.buffer.set(bytes, this.length);
     this.length += bytes.length;
+    return this;
+  }
+
+  /** Starts a nested message field, with a one-byte length placeholder. */
+  beginMessage(fieldNumber: number): this {
+    this.tag(fieldNumber, WIRE_LENGTH_DELIMITED);
+    this.reserve(1);
+    this.messageStarts.push(this.length);
+    this.length += 1;
+    return this;
+  }
+
+  /** Ends the innermost nested message and writes its length, moving the content when the length needs more than one byte. */
+  endMessage(): this {
+    const start = this.messageStarts.pop();
+    if (start === undefined) {
+      throw new Error('endMessage() called without a matching beginMessage().');
+    }
+    const contentLength = this.length - start - 1;
+    const size = varintSize(contentLength);
+    if (size > 1) {
+      this.reserve(size - 1);
+      this.buffer.copyWithin(start + size, start + 1, this.length);
+      this.length += size - 1;
+    }
+    this.writeVarintAt(start, contentLength);
     return this;
   }
 
@@ -74,7 +125,7 @@ class ProtoWriter {
     }
     this.tag(fieldNumber, WIRE_FIXED64);
     this.reserve(8);
-    new DataView(this.buffer.buffer, this.buffer.byteOffset + this.length, 8).setFloat64(0, value, true);
+    this.view.setFloat64(this.length, value, true);
     this.length += 8;
     return this;
   }
@@ -87,12 +138,19 @@ class ProtoWriter {
     return this.tag(fieldNumber, WIRE_VARINT).varint(value);
   }
 
-  /** Writes a message with a single bytes field `value = 1` (RendezvousKey, SolanaAccountId, Signature). */
+  /** Writes a message with a single proto3 bytes field `value = 1` (RendezvousKey, SolanaAccountId, Signature). */
   valueMessageField(fieldNumber: number, value: Uint8Array): this {
-    return this.bytesField(fieldNumber, new ProtoWriter().bytesField(1, value).finish());
+    this.beginMessage(fieldNumber);
+    if (value.length > 0) {
+      this.bytesField(1, value);
+    }
+    return this.endMessage();
   }
 
   finish(): Uint8Array {
+    if (this.messageStarts.length > 0) {
+      throw new Error('finish() called inside a nested message.');
+    }
     return this.buffer.slice(0, this.length);
   }
 }
@@ -109,25 +167,21 @@ export type BillExchangeData =
  * the envelope that the rendezvous key signs.
  */
 export function encodeRequestToReceiveBillMessage(destination: Uint8Array, exchange: BillExchangeData): Uint8Array {
-  const exchangeData = new ProtoWriter().stringField(1, exchange.currency);
-  let exchangeField: number;
+  const writer = new ProtoWriter().beginMessage(5).valueMessageField(1, destination);
+
   if (exchange.kind === 'exact') {
-    exchangeData
+    writer
+      .beginMessage(2)
+      .stringField(1, exchange.currency)
       .doubleField(2, exchange.exchangeRate)
       .doubleField(3, exchange.nativeAmount)
-      .uint64Field(4, exchange.quarks);
-    exchangeField = 2;
+      .uint64Field(4, exchange.quarks)
+      .endMessage();
   } else {
-    exchangeData.doubleField(2, exchange.nativeAmount);
-    exchangeField = 3;
+    writer.beginMessage(3).stringField(1, exchange.currency).doubleField(2, exchange.nativeAmount).endMessage();
   }
 
-  const bill = new ProtoWriter()
-    .valueMessageField(1, destination)
-    .bytesField(exchangeField, exchangeData.finish())
-    .finish();
-
-  return new ProtoWriter().bytesField(5, bill).finish();
+  return writer.endMessage().finish();
 }
 
 /** Encodes `SendMessageRequest { message, rendezvous_key, signature }` around already encoded message bytes. */

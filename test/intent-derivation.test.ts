@@ -10,6 +10,7 @@ import { CodePayError } from '../server/errors.js';
 import { type Ed25519Backend, loadSodiumEd25519Backend, nobleEd25519Backend } from '../server/ed25519.js';
 import { type DerivedIntent, type IntentRequest, SDK_CURRENCIES, deriveIntent, signOpenMessageStreamRequest } from '../server/intent.js';
 import { deriveIdempotencyKey } from '../server/keys.js';
+import { encodeOpenMessageStreamRequest, encodeSendMessageRequest } from '../server/proto-encode.js';
 
 const DESTINATION = 'E8otxw1CVX9bfyddKu3ZB3BVLa4VVF9J7CTPdnUwT9jR';
 const REQUEST: IntentRequest = { idempotencyKey: 'test_string', amount: 0.25, currency: 'usd', destination: DESTINATION };
@@ -336,5 +337,25 @@ describe('Ed25519 backend selection', () => {
     const { deriveIntent: deriveWithJs } = await import('../server/intent.js');
 
     expect(comparable(deriveWithJs(REQUEST))).toEqual(comparable(deriveIntent(REQUEST)));
+  });
+});
+
+describe('proto-encode', () => {
+  it('matches bufbuild for long fields', () => {
+    for (const size of [0, 1, 127, 128, 200, 16_384, 20_000]) {
+      const value = new Uint8Array(size).map((_, i) => i % 251);
+      const expectedStream = new proto.OpenMessageStreamRequest({
+        rendezvousKey: { value },
+        signature: { value: value.slice().reverse() },
+      }).toBinary();
+      const expectedSend = new proto.SendMessageRequest({
+        message: proto.Message.fromBinary(deriveIntent(REQUEST).message),
+        rendezvousKey: { value },
+        signature: { value },
+      }).toBinary();
+
+      expect(hex(encodeOpenMessageStreamRequest(value, value.slice().reverse()))).toBe(hex(expectedStream));
+      expect(hex(encodeSendMessageRequest(deriveIntent(REQUEST).message, value, value))).toBe(hex(expectedSend));
+    }
   });
 });
