@@ -100,32 +100,56 @@ export function kitOptions({ sandbox, dbFile, destination, grants, overrides = {
   };
 }
 
-/** An HTTP server on a loopback port with the kit's router and its socket namespace. */
+/** An HTTP server on a loopback port that serves a kit's router and socket namespace once one is mounted. */
 export interface KitServer {
   url: string;
   io: SocketServer;
+  /** HTTP status of every answered webhook request, in order. */
+  webhookStatuses: number[];
+  /** Serves `kit.router()` and attaches the kit to `io`; the URL is known before the kit exists, for `webhookUrl`. */
+  mount(kit: CodePay): void;
   close(): Promise<void>;
 }
 
-export async function startKitServer(kit: CodePay): Promise<KitServer> {
+export async function startKitServer(kit?: CodePay): Promise<KitServer> {
   const app = express();
-  app.use(kit.router());
+  let router: express.Router | undefined;
+  const webhookStatuses: number[] = [];
+  app.use((request, response, next) => {
+    if (request.path === '/code-pay/webhook') {
+      response.on('finish', () => webhookStatuses.push(response.statusCode));
+    }
+    if (router) {
+      router(request, response, next);
+      return;
+    }
+    next();
+  });
   const http: HttpServer = createServer(app);
   const io = new SocketServer(http, { maxHttpBufferSize: 64 * 1024 });
-  kit.attach(io);
 
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const { port } = http.address() as AddressInfo;
 
-  return {
+  const server: KitServer = {
     url: `http://127.0.0.1:${port}`,
     io,
+    webhookStatuses,
+    mount(mounted) {
+      router = mounted.router();
+      mounted.attach(io);
+    },
     close: async () => {
       await new Promise<void>((resolve) => {
         void io.close(() => resolve());
+        http.closeAllConnections();
       });
     },
   };
+  if (kit) {
+    server.mount(kit);
+  }
+  return server;
 }
 
 export type TestClient = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
