@@ -68,12 +68,14 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
     sendHtml(response, walletHtml(options.baseUrl()));
   });
 
+  // Express matches this route with and without the trailing slash.
   router.get('/sdk/v1/elements/:page', (request, response) => {
-    // The elements package always requests the folder URL; keep the hash-only route working without it.
-    response.redirect(301, `${request.baseUrl}/sdk/v1/elements/${encodeURIComponent(request.params.page)}/`);
-  });
+    if (!request.path.endsWith('/')) {
+      // The elements package requests the folder URL, and the page's relative bundle URL needs it.
+      response.redirect(301, `${request.baseUrl}/sdk/v1/elements/${encodeURIComponent(request.params.page)}/`);
+      return;
+    }
 
-  router.get('/sdk/v1/elements/:page/', (request, response) => {
     const page = request.params.page;
     if (!(ELEMENTS_PAGES as readonly string[]).includes(page)) {
       logger.warn({ page }, 'elements page not found');
