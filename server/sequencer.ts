@@ -48,7 +48,7 @@ export interface SequencerClientOptions {
   endpoint: string;
   /** Time limit of one request, from connecting to the last byte of the response, in milliseconds. Default 10,000. */
   timeoutMs?: number;
-  /** Largest response body accepted, in bytes. Default 1 MiB. */
+  /** Maximum response body size in bytes. Default 1 MiB. */
   maxResponseBytes?: number;
   /** Most open connections to the sequencer at once; further requests queue. Default 64. */
   maxSockets?: number;

@@ -23,7 +23,7 @@ import type { Purchase } from '../protocol/index.js';
 /** Code's production webhook signing key (base58 Ed25519 public key). */
 export const CODE_WEBHOOK_PUBLIC_KEY = 'codeHy87wGD5oMRLG75qKqsSi1vWE3oxNyYmXo5F9YR';
 
-/** Largest webhook body accepted, in bytes. Code's tokens are about 500 bytes. */
+/** Maximum webhook body size in bytes; a token with Code's payment claims is about 400 bytes. */
 export const MAX_WEBHOOK_BYTES = 16 * 1024;
 
 export type WebhookRejectionReason = 'content_type' | 'malformed' | 'algorithm' | 'signature' | 'claims' | 'state' | 'too_large';
@@ -87,7 +87,7 @@ export interface WebhookClaims {
 export interface WebhookVerifierOptions {
   /** Base58 Ed25519 public key of the sequencer's webhook signer. Default: Code's production key. */
   publicKey?: string;
-  /** Largest body accepted, in bytes. Default 16 KiB. */
+  /** Maximum body size in bytes. Default 16 KiB. */
   maxBytes?: number;
 }
 
@@ -135,7 +135,7 @@ function checkContentType(contentType: string | undefined): void {
 function readToken(body: string | Buffer | Uint8Array, maxBytes: number): string {
   const size = typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength;
   if (size > maxBytes) {
-    throw new WebhookRejectedError('too_large', `The webhook body is ${size} bytes, more than the ${maxBytes}-byte limit; Code's tokens are about 500 bytes.`);
+    throw new WebhookRejectedError('too_large', `The webhook body is ${size} bytes, more than the ${maxBytes}-byte limit; a payment webhook token is about 400 bytes.`);
   }
 
   const text = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');

@@ -1,6 +1,6 @@
 // The kit's sequencer client against the real sandbox sequencer over HTTP on
-// loopback, and against small protobuf servers in this file for the answers
-// the sandbox never gives (garbage, oversized bodies, unknown results).
+// loopback, and against small protobuf servers in this file for the responses
+// the sandbox never sends (garbage, oversized bodies, unknown results).
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -245,7 +245,7 @@ describe('sequencer client transport failures', () => {
   });
 });
 
-/** A loopback server whose every answer comes from `respond`; counts requests and connections. */
+/** Starts a loopback server whose every response comes from `respond`; counts requests and connections. */
 async function startFakeSequencer(respond: (request: proto.Common.Request, response: http.ServerResponse) => void) {
   let connections = 0;
   const requests: proto.Common.Request[] = [];
@@ -279,7 +279,7 @@ function okEnvelope(body: Uint8Array): Buffer {
   return Buffer.from(new proto.Common.Response({ result: proto.Common.Response_Result.OK, body }).toBinary());
 }
 
-describe('sequencer client against malformed answers', () => {
+describe('sequencer client against malformed responses', () => {
   const cases: { name: string; respond: (response: http.ServerResponse) => void; expected: string }[] = [
     {
       name: 'garbage body',
