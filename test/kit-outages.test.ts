@@ -147,13 +147,23 @@ describe('GetStatus outages', () => {
 });
 
 describe('webhook registration', () => {
-  it('keeps the purchase when registration is refused', async () => {
-    const kit = await startKit({ webhookUrl: 'ftp://127.0.0.1/code-pay/webhook' });
+  it('accepts already_registered on a retry', async () => {
+    const gameId = 'outage-webhook-retry';
+    const destination = randomAddress();
+    const webhookUrl = 'http://127.0.0.1:9/code-pay/webhook';
+    const first = await startKit({ gameId, webhookUrl }, destination);
+    const original = await first.createPurchase('alice', { itemId: 'sword' });
+
+    // Another database with the same keys and destination: as if the kit had crashed after SendMessage.
+    const second = await startKit({ gameId, webhookUrl }, destination);
     sandbox.resetStats();
+    const retry = await second.createPurchase('alice', { itemId: 'sword' });
 
-    const purchase = await kit.createPurchase('alice', { itemId: 'sword' });
-
-    expect(purchase.state).toBe('pending');
-    expect((await sandboxStats(sandbox)).rpc['MicroPayment.RegisterWebhook']).toBe(1);
+    expect(retry.intentId).toBe(original.intentId);
+    expect(retry.state).toBe('pending');
+    const stats = await sandboxStats(sandbox);
+    expect(stats.rpc['Messaging.SendMessage']).toBe(1);
+    expect(stats.rpc['MicroPayment.RegisterWebhook']).toBe(1);
+    expect(sandbox.context.getIntent(original.intentId)?.webhookUrl).toBe(webhookUrl);
   });
 });
