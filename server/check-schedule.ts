@@ -1,6 +1,7 @@
-// When the kit next asks the sequencer about an open purchase, and when it next
-// retries a failed grant. Pure functions of the stored row and the clock, so
-// every instance sharing a database computes the same schedule.
+// When the kit next requests the status of an open purchase from the
+// sequencer, and when it next retries a failed grant. Pure functions of the
+// stored row and the clock, so every instance sharing a database computes the
+// same schedule.
 
 import type { StoredPurchase } from './store/types.js';
 
@@ -43,8 +44,8 @@ export function isPastDeadline(purchase: StoredPurchase, now: number, schedule: 
 }
 
 /**
- * The next status check of an open purchase after a check that found no
- * payment, or null to stop polling. `checkAttempts` counts the checks so far
+ * Returns the time of the next status check of an open purchase after a check
+ * that found no payment, or null to stop polling. `checkAttempts` counts the checks so far
  * (a retry of the purchase resets it, which restarts the fast checks).
  *
  * Before the deadline the delay doubles up to `maxCheckIntervalMs`. After it,

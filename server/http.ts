@@ -32,7 +32,7 @@ export interface RouterOptions<Claims extends VerifiedClaims> {
   webhookBodyLimit: number;
 }
 
-/** An error from the webhook verifier that carries a stable reason. */
+/** Returns the stable `reason` of a webhook verifier error, or undefined for any other error. */
 function rejectionReason(error: unknown): string | undefined {
   if (error instanceof Error && 'reason' in error && typeof error.reason === 'string') {
     return error.reason;
@@ -44,8 +44,9 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
   const router = express.Router();
   const { logger, metrics } = options;
 
-  // Read every content type as text: the verifier checks the type itself and
-  // answers a wrong one with a reason, and the signature covers the raw text.
+  // Read every content type as text, because the verifier checks the type
+  // itself (rejecting a wrong one with a reason) and the signature covers the
+  // raw text.
   const rawText = express.text({ type: () => true, limit: options.webhookBodyLimit });
 
   router.post(WEBHOOK_PATH, rawText, async (request: Request, response: Response) => {
@@ -89,8 +90,8 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
       await options.store.transaction(async (tx) => tx.query('SELECT 1 AS ok'));
       response.status(200).json({ ok: true });
     } catch (error) {
-      logger.error({ err: error }, 'health check failed: the store did not answer');
-      response.status(503).json({ ok: false, error: 'The purchase store did not answer.' });
+      logger.error({ err: error }, 'health check failed: the store did not respond');
+      response.status(503).json({ ok: false, error: 'The purchase store did not respond.' });
     }
   });
 
@@ -115,7 +116,7 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
       return;
     }
 
-    // A store failure: answer 500 so Code retries the delivery later.
+    // A store failure: respond 500 so Code retries the delivery later.
     logger.error({ err: error }, 'webhook processing failed; Code retries the delivery');
     response.status(500).json({ error: { reason: 'internal', message: 'The webhook could not be processed; it will be retried.' } });
   });

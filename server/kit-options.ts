@@ -89,10 +89,10 @@ export function resolveKitOptions(options: CodePayOptions, env: NodeJS.ProcessEn
 }
 
 /**
- * The key secret of a sandbox kit started without one: kept in a file next to
- * the SQLite database (created on first start), so idempotency keys, and with
- * them the intents, survive a restart. An in-memory database gets a new secret
- * on every start.
+ * Loads or creates the key secret of a sandbox kit started without one. It is
+ * kept in a file next to the SQLite database (created on first start), so
+ * idempotency keys, and with them the intents, survive a restart. An
+ * in-memory database gets a new secret on every start.
  */
 function sandboxKeySecret(store: ValidatedConfig['store']): Uint8Array {
   const sqlitePath = 'sqlite' in store ? store.sqlite : undefined;

@@ -39,7 +39,7 @@ export interface PurchaseServiceOptions {
   logger: Logger;
   metrics: KitMetrics;
   schedule: CheckSchedule;
-  /** How long a player holds a `unique` item after requesting it (ms). */
+  /** Duration of a player's hold on a `unique` item after requesting it (ms). */
   uniqueHoldMs: number;
   now?: () => number;
 }
@@ -47,11 +47,11 @@ export interface PurchaseServiceOptions {
 /**
  * A hint from the browser about the player's wallet. The sequencer's
  * `GetStatus` never reports a decline, so `cancelled` is only known from the
- * wallet's message stream, which the browser sees and the server does not.
+ * wallet's message stream, which reaches the browser and not the server.
  */
 export type RevalidateHint = 'cancelled';
 
-/** What the kit did with a verified webhook. */
+/** Outcome of a verified webhook. */
 export type WebhookOutcome =
   | { status: 'confirmed'; purchase: StoredPurchase }
   | { status: 'unknown_intent' }
@@ -80,7 +80,7 @@ export function toPublicPurchase(stored: StoredPurchase): Purchase {
   return purchase;
 }
 
-/** The ids that every log line about a purchase carries; never its client secret. */
+/** Returns the ids that every log line about a purchase carries, never its client secret. */
 export function purchaseLogFields(purchase: StoredPurchase): { purchaseId: string; intentId: string; playerId: string; itemId: string } {
   return { purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, itemId: purchase.itemId };
 }
@@ -167,7 +167,7 @@ export class PurchaseService {
     return creation;
   }
 
-  /** The player's purchase, or `not_found` when it does not exist or belongs to another player. */
+  /** Returns the player's purchase; throws `not_found` when it does not exist or belongs to another player. */
   async getPurchaseOf(playerId: string, purchaseId: string): Promise<StoredPurchase> {
     const purchase = await this.store.getById(purchaseId);
     if (!purchase || purchase.playerId !== playerId) {
@@ -209,9 +209,9 @@ export class PurchaseService {
   }
 
   /**
-   * Applies a verified webhook: a payment for a known intent whose claims
-   * match the pinned purchase is confirmed; one for an unknown intent is
-   * recorded for review; a mismatch changes nothing.
+   * Applies a verified webhook. A payment for a known intent whose claims
+   * match the pinned purchase is confirmed. One for an unknown intent is
+   * recorded for review, and a mismatch changes nothing.
    */
   confirmWebhook(
     claims: { intent: string },
@@ -306,7 +306,7 @@ export class PurchaseService {
     return purchase;
   }
 
-  /** A retry of a scope that already has a purchase: the same purchase, unless the item is no longer available to the player. */
+  /** Returns the stored purchase of a retried scope, unless the item is no longer available to the player. */
   private async resumeExisting(existing: StoredPurchase, item: CatalogItem, playerId: string): Promise<StoredPurchase> {
     if (existing.state === 'granted' && existing.kind !== 'consumable') {
       throw new CodePayError('already_owned', `The player already owns "${existing.itemId}".`, purchaseLogFields(existing));

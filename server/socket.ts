@@ -42,7 +42,7 @@ export interface SocketLayerOptions {
   logger: Logger;
 }
 
-/** Longest player id `authenticate` may return; it is part of every idempotency key. */
+/** Maximum length of the player id `authenticate` returns; it is part of every idempotency key. */
 export const MAX_PLAYER_ID_LENGTH = 256;
 
 const purchaseRequestSchema = z.strictObject({
@@ -152,8 +152,8 @@ export class SocketLayer {
   /**
    * Listens for one request event. The acknowledgement is the last argument;
    * everything before it is the payload, parsed with `schema`. A request
-   * without an acknowledgement is logged and ignored, because its answer could
-   * not reach the client.
+   * without an acknowledgement is logged and ignored, because its response
+   * could not reach the client.
    */
   private handle<Schema extends z.ZodType, Result extends object>(
     socket: CodePaySocket,

@@ -104,7 +104,7 @@ export function kitOptions({ sandbox, dbFile, destination, grants, overrides = {
 export interface KitServer {
   url: string;
   io: SocketServer;
-  /** HTTP status of every answered webhook request, in order. */
+  /** HTTP status of every webhook response, in order. */
   webhookStatuses: number[];
   /** Serves `kit.router()` and attaches the kit to `io`; the URL is known before the kit exists, for `webhookUrl`. */
   mount(kit: CodePay): void;
@@ -183,14 +183,14 @@ export async function controlPost(sandbox: SandboxHandle, path: string, body: un
 export async function payIntent(sandbox: SandboxHandle, intentId: string): Promise<void> {
   const result = await controlPost(sandbox, `/intents/${intentId}/pay`);
   if (result.status !== 200) {
-    throw new Error(`sandbox pay of ${intentId} answered ${result.status}: ${JSON.stringify(result.body)}`);
+    throw new Error(`sandbox pay of ${intentId} responded ${result.status}: ${JSON.stringify(result.body)}`);
   }
 }
 
 export async function setFaults(sandbox: SandboxHandle, faults: unknown): Promise<void> {
   const result = await controlPost(sandbox, '/faults', faults);
   if (result.status !== 200) {
-    throw new Error(`sandbox faults answered ${result.status}: ${JSON.stringify(result.body)}`);
+    throw new Error(`sandbox faults responded ${result.status}: ${JSON.stringify(result.body)}`);
   }
 }
 

@@ -82,7 +82,7 @@ describe('permanent items', () => {
     expect(sandbox.context.getIntent(first.intentId)?.amount).toBe(0.25);
   });
 
-  it('gives each player an own intent', async () => {
+  it('gives each player their own intent', async () => {
     const { kit } = await startKit();
 
     const alice = await kit.createPurchase('alice', { itemId: 'sword' });
