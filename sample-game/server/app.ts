@@ -17,7 +17,7 @@ import { SAMPLE_CATALOG } from '../shared/items.js';
 import type { SampleGameConfig } from './env.js';
 import { createGuestAuthority, loadTokenSecret, type GuestAuthority } from './guest.js';
 import { grantItem, migrateInventory, type RunInTransaction } from './inventory.js';
-import { createGameRouter } from './routes.js';
+import { createGameRouter, type ClientConfig } from './routes.js';
 import { prepareDataDirectory } from './secrets.js';
 import { serveGameClient } from './static.js';
 
@@ -78,7 +78,10 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
   app.get('/healthz', (_request, response) => {
     response.status(503).json({ status: 'starting' });
   });
-  app.use('/api', createGameRouter({ guests, transaction: (fn) => requireKit(parts.kit).store.transaction(fn), logger }));
+  const clientConfig: ClientConfig = {
+    sandbox: parts.sandbox === undefined ? null : { walletUrl: toLoopback(parts.sandbox.walletUrl), streamUrl: streamUrlOf(parts.sandbox.endpoint) },
+  };
+  app.use('/api', createGameRouter({ guests, clientConfig, transaction: (fn) => requireKit(parts.kit).store.transaction(fn), logger }));
   app.use(serveGameClient(logger));
 
   const server = createServer(app);
@@ -225,4 +228,9 @@ function toLoopback(url: string): string {
     parsed.hostname = '[::1]';
   }
   return parsed.toString().replace(/\/$/, '');
+}
+
+/** The sandbox's message stream URL (`ws://HOST:PORT/v1/ws`) from its RPC endpoint (`http://HOST:PORT/v1`). */
+function streamUrlOf(endpoint: string): string {
+  return `${toLoopback(endpoint).replace(/^http/, 'ws')}/ws`;
 }

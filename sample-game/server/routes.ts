@@ -11,8 +11,15 @@ import { SAMPLE_CATALOG } from '../shared/items.js';
 import { GuestTokenError, type GuestAuthority } from './guest.js';
 import { consumeItem, readInventory, type RunInTransaction } from './inventory.js';
 
+/** What the game client learns from `GET /api/config` before it boots. */
+export interface ClientConfig {
+  /** The in-process sandbox, when the server runs one: its wallet page and message stream. */
+  sandbox: { walletUrl: string; streamUrl: string } | null;
+}
+
 export interface GameRouterOptions {
   guests: GuestAuthority;
+  clientConfig: ClientConfig;
   transaction: RunInTransaction;
   logger: Logger;
   /** New guest identities allowed per client address per minute. */
@@ -50,6 +57,10 @@ export function createGameRouter(options: GameRouterOptions): Router {
 
   router.use(express.json({ limit: '1kb', strict: true }));
 
+  router.get('/config', (_request, response) => {
+    response.json(options.clientConfig);
+  });
+
   router.post('/guest', async (request, response) => {
     if (!guestLimiter.allow(request.ip ?? 'unknown')) {
       throw new RouteError(429, 'rate_limited', 'Too many guest identities from this address; wait a minute and try again.');
@@ -83,7 +94,7 @@ export function createGameRouter(options: GameRouterOptions): Router {
   });
 
   router.use((_request: Request, _response: Response, next: NextFunction) => {
-    next(new RouteError(404, 'not_found', 'No such API route; the game serves POST /api/guest, GET /api/inventory and POST /api/inventory/consume.'));
+    next(new RouteError(404, 'not_found', 'No such API route; the game serves GET /api/config, POST /api/guest, GET /api/inventory and POST /api/inventory/consume.'));
   });
 
   router.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
