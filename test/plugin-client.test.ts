@@ -10,6 +10,7 @@ import {
   PURCHASE_PAID,
   PURCHASE_PENDING,
   SYNC_COMPLETED,
+  type CodePayEventMap,
 } from '../plugin/events.js';
 import { FakeKit } from './plugin-fake-kit.js';
 
@@ -34,7 +35,7 @@ function createClient(options: Partial<CodePayClientOptions> = {}): CodePayClien
   return client;
 }
 
-function nextEvent<T>(client: CodePayClient, event: string, predicate: (payload: T) => boolean = () => true): Promise<T> {
+function nextEvent<T>(client: CodePayClient, event: keyof CodePayEventMap, predicate: (payload: T) => boolean = () => true): Promise<T> {
   return new Promise((resolve) => {
     const listener = (payload: T) => {
       if (!predicate(payload)) return;
@@ -163,7 +164,7 @@ describe('CodePayClient', () => {
   it('emits state events in order', async () => {
     const client = createClient();
     const events: string[] = [];
-    for (const event of [PURCHASE_PENDING, PURCHASE_PAID, PURCHASE_GRANTED]) {
+    for (const event of [PURCHASE_PENDING, PURCHASE_PAID, PURCHASE_GRANTED] as const) {
       client.on(event, (purchase) => events.push(`${event} ${(purchase as { id: string }).id}`));
     }
     const entitlementChanges: Record<string, number>[] = [];
