@@ -159,7 +159,10 @@ describe('deriveIntent', () => {
       const unlimitedCurrencies = SDK_CURRENCIES.filter((code) => !Object.hasOwn(MICRO_PAYMENT_LIMITS, code));
       const oddFloats = fc.constantFrom(0.29, 0.14, 0.07, 0.57, 0.58, 1.005, 0.015, 0.285, 1.1, 2.675, 8.345, 0.1 + 0.2);
 
-      const limitedAmount = fc.constantFrom(...limitedCurrencies).chain((currency) => {
+      // Half the samples use the currencies games are most likely to price in.
+      const commonCurrencies = fc.constantFrom('usd', 'eur', 'cad', 'gbp', 'aud', 'jpy', 'kin');
+      const limitedCurrency = fc.oneof(commonCurrencies, fc.constantFrom(...limitedCurrencies));
+      const limitedAmount = limitedCurrency.chain((currency) => {
         const { min, max } = MICRO_PAYMENT_LIMITS[currency];
         const cents = fc.integer({ min: Math.round(min * 100), max: Math.round(max * 100) }).map((value) => value / 100);
         const floats = fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
