@@ -1,10 +1,10 @@
 // Ed25519 for rendezvous keys, with two interchangeable backends chosen once
 // when this module loads:
 // - `sodium-native`: libsodium through the optional `sodium-native`
-//   dependency, about 16 µs to derive a key pair and 19 µs to sign on the
-//   machine described in docs/BENCHMARKS.md.
+//   dependency, about 18 µs each to derive a key pair and to sign on the
+//   2-CPU AMD EPYC machine described in docs/BENCHMARKS.md.
 // - `noble`: the pure-JavaScript `@noble/curves` implementation, which the
-//   Code SDK uses too (about 0.3 ms to derive and 0.45 ms to sign there).
+//   Code SDK uses too, roughly 15 times slower there.
 // Ed25519 signatures are deterministic (RFC 8032), so both backends return
 // the same bytes for the same seed and message.
 //
