@@ -388,6 +388,34 @@ describe('sequencer client against malformed responses', () => {
     await fake.close();
   });
 
+  it('retries once when a kept-alive connection was closed', async () => {
+    // The server answers the first request on each connection and resets the
+    // connection on the second, as a server does after its idle timeout.
+    const requestsPerSocket = new WeakMap<object, number>();
+    const fake = await startFakeSequencer((request, response) => {
+      void request;
+      const socket = response.socket!;
+      const count = (requestsPerSocket.get(socket) ?? 0) + 1;
+      requestsPerSocket.set(socket, count);
+      if (count > 1) {
+        socket.destroy();
+        return;
+      }
+      response.end(okEnvelope(new proto.GetStatusResponse({ exists: true }).toBinary()));
+    });
+    const client = createSequencerClient({ endpoint: fake.endpoint, logger: silent });
+
+    const first = await client.getStatus(randomAddress());
+    const second = await client.getStatus(randomAddress());
+
+    expect(first.exists).toBe(true);
+    expect(second.exists).toBe(true);
+    expect(fake.requests.length).toBe(3);
+    expect(fake.connections()).toBe(2);
+    client.close();
+    await fake.close();
+  });
+
   it('keeps connections alive between requests', async () => {
     const fake = await startFakeSequencer((_request, response) => response.end(okEnvelope(new proto.GetStatusResponse({ exists: true }).toBinary())));
     const client = createSequencerClient({ endpoint: fake.endpoint, logger: silent });
