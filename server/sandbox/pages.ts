@@ -90,7 +90,7 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
       sendNotBuilt(response, logger);
       return;
     }
-    sendHtml(response, elementsHtml(page));
+    sendHtml(response, elementsHtml(page, options.baseUrl()));
   });
 
   return router;
@@ -153,7 +153,7 @@ intent whose client secret you enter below or pass as <code>/wallet#scan=CLIENT_
 `;
 }
 
-function elementsHtml(page: string): string {
+function elementsHtml(page: string, baseUrl: string): string {
   const isButton = page.endsWith('-button');
   return `<!doctype html>
 <html lang="en">
@@ -161,6 +161,7 @@ function elementsHtml(page: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Code sandbox: ${escapeHtml(page)}</title>
+<meta name="sandbox-url" content="${escapeHtml(baseUrl)}">
 <style>
   html, body { margin: 0; background: ${isButton ? 'transparent' : 'rgba(15, 12, 31, 0.92)'}; color: white;
     font: 14px/1.4 system-ui, sans-serif; }

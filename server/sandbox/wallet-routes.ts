@@ -23,7 +23,7 @@ const INTENT_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{32,44}$/;
 const EVENT_STREAM_HEARTBEAT_MS = 15_000;
 
 /**
- * Creates the wallet API router: `GET intents`, `GET events` (server-sent
+ * Creates the wallet API router: `GET intents`, `GET intents/:intentId`, `GET events` (server-sent
  * events named `intent`, each a JSON SandboxIntentEvent) and
  * `POST intents/:intentId/scan|pay|reject`.
  */
@@ -32,6 +32,16 @@ export function createWalletRoutes(context: SandboxContext, logger: Logger): Rou
 
   router.get('/intents', (_request, response) => {
     response.json({ intents: context.listIntents() });
+  });
+
+  router.get('/intents/:intentId', (request, response) => {
+    const intentId = String(request.params.intentId);
+    const intent = INTENT_ID_PATTERN.test(intentId) ? context.getIntent(intentId) : undefined;
+    if (!intent) {
+      response.status(404).json({ error: { code: 'not_found', message: `intent ${intentId} not found in the sandbox` } });
+      return;
+    }
+    response.json({ intent });
   });
 
   router.get('/events', (request, response) => {

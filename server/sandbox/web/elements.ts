@@ -9,7 +9,8 @@ import * as proto from '@code-wallet/rpc';
 import { ed25519 } from '@noble/curves/ed25519';
 import type { PaymentRequestIntent } from '@code-wallet/intents';
 import { buildPaymentRequestIntent, drawScanCode, formatAmount } from './scan-code.js';
-import { runWalletAction, WalletApiError, type WalletAction } from './wallet-api.js';
+import { getIntent, runWalletAction, WalletApiError, type WalletAction } from './wallet-api.js';
+import { messageKindsForIntent } from '../stream-messages.js';
 
 /** Element options as the parent encodes them into the hash (the fields this page reads). */
 interface ElementOptions {
@@ -39,7 +40,18 @@ const route = parseHash(location.hash);
 /** Root of the sandbox as seen from this page: `/sdk/` on the sandbox itself, `/` through the sdk.getcode.com mapping. */
 const sandboxPrefix = location.pathname.slice(0, location.pathname.indexOf('v1/elements/'));
 const walletApiBase = `${sandboxPrefix}wallet/api/`;
-const streamUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${sandboxPrefix}v1/ws`;
+/**
+ * Where the page tries to open the message stream: on its own origin first,
+ * as Code's pages do, then on the sandbox's own URL from the page's
+ * `sandbox-url` meta tag. The second one serves pages loaded through an
+ * sdk.getcode.com mapping that does not carry WebSockets.
+ */
+const streamUrls = [
+  ...new Set([
+    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${sandboxPrefix}v1/ws`,
+    sandboxStreamUrl(),
+  ]),
+].filter((url): url is string => url !== undefined);
 
 /** Values the parent sent with `updated…` events; they replace the hash options on `afterInvoke`. */
 const updates: { clientSecret?: string; idempotencyKey?: string } = {};
@@ -47,6 +59,10 @@ const updates: { clientSecret?: string; idempotencyKey?: string } = {};
 let currentIntent: PaymentRequestIntent | undefined;
 let stream: MessageStream | undefined;
 let finished = false;
+/** True while the page follows the intent by polling, because no message stream connected. */
+let polling = false;
+
+const POLL_INTERVAL_MS = 500;
 
 // The parent posts its first events right after this iframe's load event, so
 // the listener is registered while the module runs, before that event.
@@ -178,8 +194,11 @@ async function startPayment(): Promise<void> {
   try {
     await openStream(intent);
   } catch (error) {
-    reportError(`opening the message stream failed: ${(error as Error).message}`);
-    return;
+    // NOTE: Playwright's routeWebSocket does not reach cross-origin iframes, and Chromium's
+    // local network access checks block a mapped https page from ws://127.0.0.1, so a
+    // page loaded through an sdk.getcode.com mapping polls the wallet API instead.
+    console.warn(`sandbox: ${(error as Error).message}; polling the wallet API for the intent's state`);
+    pollIntent(intent.getIntentId());
   }
 
   byId<HTMLButtonElement>('pay').disabled = false;
@@ -190,14 +209,7 @@ async function startPayment(): Promise<void> {
 async function openStream(intent: PaymentRequestIntent): Promise<void> {
   closeStream();
 
-  const opened = await proto.RpcStream.create(proto.Messaging, 'openMessageStream', streamUrl, {
-    onClose: () => {
-      if (stream === opened && !finished) {
-        post('streamClosed');
-        setStatus('The message stream closed.');
-      }
-    },
-  });
+  const opened = await connectStream();
   stream = opened;
 
   const request = new proto.OpenMessageStreamRequest({
@@ -208,6 +220,60 @@ async function openStream(intent: PaymentRequestIntent): Promise<void> {
   opened.write(request);
 
   void readStream(opened);
+}
+
+/** Connects to the first stream URL that accepts a WebSocket. */
+async function connectStream(): Promise<MessageStream> {
+  const failures: string[] = [];
+
+  for (const url of streamUrls) {
+    try {
+      const opened: MessageStream = await proto.RpcStream.create(proto.Messaging, 'openMessageStream', url, {
+        onClose: () => {
+          if (stream === opened && !finished) {
+            post('streamClosed');
+            setStatus('The message stream closed.');
+          }
+        },
+      });
+      return opened;
+    } catch {
+      // RpcStream rejects with the WebSocket's error event, which carries no message.
+      failures.push(url);
+    }
+  }
+
+  throw new Error(`no WebSocket connection to ${failures.join(' or ')}`);
+}
+
+/** Follows the intent through the wallet API and reports the messages its state implies, each once. */
+function pollIntent(intentId: string): void {
+  const reported = new Set<string>();
+  polling = true;
+
+  const poll = async (): Promise<void> => {
+    if (!polling || currentIntent?.getIntentId() !== intentId) {
+      return;
+    }
+
+    try {
+      const intent = await getIntent(walletApiBase, intentId);
+      for (const kind of intent ? messageKindsForIntent(intent) : []) {
+        if (!reported.has(kind)) {
+          reported.add(kind);
+          onStreamMessage(kind);
+        }
+      }
+    } catch (error) {
+      setStatus((error as Error).message, true);
+    }
+
+    if (polling) {
+      setTimeout(() => void poll(), POLL_INTERVAL_MS);
+    }
+  };
+
+  void poll();
 }
 
 async function readStream(opened: MessageStream): Promise<void> {
@@ -283,6 +349,7 @@ function finish(status: string): void {
 }
 
 function closeStream(): void {
+  polling = false;
   const open = stream;
   stream = undefined;
   open?.close();
@@ -333,6 +400,17 @@ function buildIntent(options: ElementOptions): PaymentRequestIntent | undefined 
     setStatus(`invalid element options: ${(error as Error).message}`, true);
   }
   return undefined;
+}
+
+function sandboxStreamUrl(): string | undefined {
+  const content = document.querySelector<HTMLMetaElement>('meta[name="sandbox-url"]')?.content;
+  if (!content) {
+    return undefined;
+  }
+
+  const url = new URL('v1/ws', content.endsWith('/') ? content : `${content}/`);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
 }
 
 function pageNameFromPath(pathname: string): PageName {

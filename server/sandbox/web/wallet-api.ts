@@ -45,3 +45,17 @@ export async function listIntents(apiBase: string): Promise<SandboxIntent[]> {
   const body = (await response.json()) as { intents: SandboxIntent[] };
   return body.intents;
 }
+
+/** Reads one intent, or returns undefined when the sandbox does not store it (yet). */
+export async function getIntent(apiBase: string, intentId: string): Promise<SandboxIntent | undefined> {
+  const response = await fetch(`${apiBase}intents/${encodeURIComponent(intentId)}`);
+  if (response.status === 404) {
+    return undefined;
+  }
+  if (!response.ok) {
+    throw new WalletApiError(response.status, `reading intent ${intentId} failed: HTTP ${response.status}`);
+  }
+
+  const body = (await response.json()) as { intent: SandboxIntent };
+  return body.intent;
+}
