@@ -6,7 +6,9 @@
 // the element it went fullscreen with, so the sheet redirects the teleport
 // into a host element inside that element (or the canvas's parent), and the
 // host's `transform` makes it the containing block of the fixed iframes, so
-// they cover the game instead of the page.
+// they cover the game instead of the page. The element also sizes its
+// iframes `100dvw` × `100dvh`, which would centre the payment page on the
+// viewport rather than on the game, so the sheet resizes them to the host.
 import type Phaser from 'phaser';
 import type { Logger } from 'pino';
 import type { Purchase } from '../../protocol/index.js';
@@ -38,6 +40,7 @@ export class ElementsSheet implements PaymentSheet {
   private element: CodeElement | undefined;
   private closed = false;
   private readonly onResize = () => this.layout();
+  private readonly iframeObserver = new MutationObserver(() => this.fitIframes());
 
   constructor(
     private readonly game: Phaser.Game,
@@ -108,6 +111,8 @@ export class ElementsSheet implements PaymentSheet {
       const mountPoint = document.createElement('div');
       this.host.append(mountPoint);
       redirectBodyInserts(this.host, () => this.element?.mount(mountPoint));
+      this.fitIframes();
+      this.iframeObserver.observe(this.host, { subtree: true, childList: true, attributes: true, attributeFilter: ['style'] });
     } catch (error) {
       this.options.log.error(
         { purchaseId: this.purchaseId, err: { message: error instanceof Error ? error.message : String(error) } },
@@ -127,6 +132,7 @@ export class ElementsSheet implements PaymentSheet {
     this.closed = true;
 
     this.game.scale.off('resize', this.onResize);
+    this.iframeObserver.disconnect();
     try {
       this.element?.unmount();
     } catch (error) {
@@ -163,6 +169,17 @@ export class ElementsSheet implements PaymentSheet {
       width: `${canvasBox.width}px`,
       height: `${canvasBox.height}px`,
     });
+  }
+
+  /** Sizes the element's iframes to the host; runs again whenever the element rewrites their style. */
+  private fitIframes(): void {
+    for (const iframe of this.host.querySelectorAll('iframe')) {
+      for (const property of ['width', 'height']) {
+        if (iframe.style.getPropertyValue(property) !== '100%' || iframe.style.getPropertyPriority(property) !== 'important') {
+          iframe.style.setProperty(property, '100%', 'important');
+        }
+      }
+    }
   }
 
   private createCloseButton(): HTMLButtonElement {

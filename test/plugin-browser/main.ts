@@ -51,6 +51,8 @@ const game = new Phaser.Game({
   width: 800,
   height: 600,
   parent: 'game',
+  // The elements sheet lives inside the fullscreen target, so it stays visible in fullscreen.
+  scale: { fullscreenTarget: 'game' },
   backgroundColor: '#222222',
   scene: [MainScene],
   plugins: {
