@@ -19,6 +19,7 @@ import {
 import { z } from 'zod';
 
 import type { Purchase } from '../protocol/index.js';
+import { ConfigError } from './errors.js';
 
 /** Code's production webhook signing key (base58 Ed25519 public key). */
 export const CODE_WEBHOOK_PUBLIC_KEY = 'codeHy87wGD5oMRLG75qKqsSi1vWE3oxNyYmXo5F9YR';
@@ -98,16 +99,18 @@ export interface WebhookVerifier {
   verify(body: string | Buffer | Uint8Array, contentType: string | undefined): Promise<WebhookClaims>;
 }
 
-/** Decodes a base58 Ed25519 public key, or throws an Error naming the value. */
+/** Decodes a base58 Ed25519 public key, or throws a ConfigError naming the value. */
 function decodePublicKey(publicKey: string): Uint8Array {
   let bytes: Uint8Array;
   try {
     bytes = bs58.decode(publicKey);
   } catch {
-    throw new Error(`Invalid webhook public key ${JSON.stringify(publicKey)}: not base58.`);
+    throw new ConfigError(`Invalid option \`sequencer.publicKey\` ${JSON.stringify(publicKey)}: not base58; use the base58 webhook signing key of the sequencer.`);
   }
   if (bytes.length !== 32) {
-    throw new Error(`Invalid webhook public key ${publicKey}: decodes to ${bytes.length} bytes, expected a 32-byte Ed25519 public key.`);
+    throw new ConfigError(
+      `Invalid option \`sequencer.publicKey\` ${publicKey}: decodes to ${bytes.length} bytes, expected a 32-byte Ed25519 public key.`,
+    );
   }
   return bytes;
 }

@@ -9,6 +9,7 @@ import { CompactSign, SignJWT, UnsecuredJWT, importJWK } from 'jose';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 
+import { ConfigError } from '../server/errors.js';
 import { deriveIntent } from '../server/intent.js';
 import { startSandbox } from '../server/sandbox/index.js';
 import { createSequencerClient } from '../server/sequencer.js';
@@ -214,6 +215,7 @@ describe('webhook verification', () => {
   });
 
   it('rejects an invalid configured key', () => {
+    expect(() => createWebhookVerifier({ publicKey: 'abc' })).toThrow(ConfigError);
     expect(() => createWebhookVerifier({ publicKey: 'abc' })).toThrow(/32-byte Ed25519 public key/);
     expect(() => createWebhookVerifier({ publicKey: '0OIl' })).toThrow(/not base58/);
   });
