@@ -7,7 +7,7 @@ import type { PurchaseState } from '../protocol/index.js';
 /** The sequencer RPCs the kit calls, as metric label values. */
 export type SequencerMethod = 'sendMessage' | 'getStatus' | 'registerWebhook';
 
-/** How one sequencer request ended. */
+/** The outcome of one sequencer request. */
 export type SequencerOutcome = 'ok' | 'rejected' | 'unavailable';
 
 /** The confirmation path that moved a purchase to `paid`. */
@@ -90,7 +90,7 @@ export function createMetrics(options: KitMetricsOptions = {}): KitMetrics {
   });
   const webhookRejections = new Counter({
     name: `${prefix}webhook_rejections_total`,
-    help: 'Webhook requests answered 400, by reason.',
+    help: 'Webhook requests rejected with HTTP 400 or 413, by reason.',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
