@@ -20,26 +20,26 @@ afterEach(() => {
 
 /** Runs the command to completion and returns its exit code and output. */
 async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const process = spawn('node', [...ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = spawn('node', [...ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  process.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  process.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(process, 'exit')) as [number | null];
+  command.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  command.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(command, 'exit')) as [number | null];
   return { code, stdout, stderr };
 }
 
 /** Reads stdout until the start-up summary is complete. */
-function waitForSummary(process: ChildProcess): Promise<string> {
+function waitForSummary(command: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
     let stdout = '';
-    process.stdout!.on('data', (chunk: Buffer) => {
+    command.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (stdout.includes('Press Ctrl+C to stop.')) {
         resolve(stdout);
       }
     });
-    process.once('exit', (code) => reject(new Error(`sandbox exited with code ${code} before starting: ${stdout}`)));
+    command.once('exit', (code) => reject(new Error(`sandbox exited with code ${code} before starting: ${stdout}`)));
   });
 }
 

@@ -38,6 +38,7 @@ async function createIntent(amount = 0.25, destination = randomAddress()): Promi
     destination,
     amount,
     currency: 'usd',
+    mode: 'payment',
     idempotencyKey: `control-${keyCounter}`,
   });
   return created.id;
@@ -77,7 +78,7 @@ describe('wallet actions', () => {
     expect(result.json.error.message).toContain('status');
   });
 
-  it('answers 404 for an unknown intent', async () => {
+  it('returns 404 for unknown intents', async () => {
     const unknown = randomAddress();
     for (const path of [`/intents/${unknown}`, `/intents/${unknown}/scan`, `/intents/${unknown}/pay`, `/intents/${unknown}/reject`]) {
       const result = await control(sandbox, path === `/intents/${unknown}` ? 'GET' : 'POST', path);
@@ -136,7 +137,7 @@ describe('wallet actions', () => {
     expect(paid.json.status).toBe('paid');
   });
 
-  it('answers 409 to scan or decline a paid intent', async () => {
+  it('returns 409 for actions on paid intents', async () => {
     const intentId = await createIntent();
     await control(sandbox, 'POST', `/intents/${intentId}/pay`);
 
@@ -166,7 +167,7 @@ describe('wallet actions', () => {
     expect(result.json.jwk.crv).toBe('Ed25519');
   });
 
-  it('answers 404 for an unknown control path', async () => {
+  it('returns 404 for unknown paths', async () => {
     const result = await control(sandbox, 'GET', '/nothing');
     expect(result.status).toBe(404);
     expect(result.json.error.code).toBe('not_found');
@@ -266,6 +267,7 @@ describe('faults', () => {
         destination: randomAddress(),
         amount: 0.25,
         currency: 'usd',
+        mode: 'payment',
         idempotencyKey: 'control-fault-create',
       }),
     ).rejects.toThrow('503');

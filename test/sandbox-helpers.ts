@@ -1,6 +1,6 @@
 // Shared set-up for the sandbox suites: a sandbox on a loopback port with a
 // data file in a temp dir, raw RPC envelopes, hand-signed payment requests
-// and a webhook receiver with scripted answers.
+// and a webhook receiver with scripted status codes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,7 +39,7 @@ export async function postRaw(
   const response = await fetch(`${endpoint}/api/`, {
     method: 'POST',
     headers: { 'Content-Type': contentType },
-    body,
+    body: new Uint8Array(body),
   });
   const bytes = new Uint8Array(await response.arrayBuffer());
   return { status: response.status, envelope: proto.Common.Response.fromBinary(bytes) };

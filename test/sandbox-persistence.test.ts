@@ -31,7 +31,7 @@ describe('sandbox restart', () => {
   it('keeps intents, the ledger and the signing key', async () => {
     const first = await start();
     const destination = randomAddress();
-    const options = { destination, amount: 0.4, currency: 'usd' as const, idempotencyKey: 'restart-1' };
+    const options = { destination, amount: 0.4, currency: 'usd' as const, mode: 'payment' as const, idempotencyKey: 'restart-1' };
     const paid = await paymentIntents.create({ ...options, endpoint: first.endpoint });
     const pending = await paymentIntents.create({ ...options, idempotencyKey: 'restart-2', endpoint: first.endpoint });
     await control(first, 'POST', `/intents/${paid.id}/pay`);
@@ -54,7 +54,13 @@ describe('sandbox restart', () => {
 
   it('accepts a repeat after a restart without a second record', async () => {
     const first = await start();
-    const options = { destination: randomAddress(), amount: 0.4, currency: 'usd' as const, idempotencyKey: 'restart-repeat' };
+    const options = {
+      destination: randomAddress(),
+      amount: 0.4,
+      currency: 'usd' as const,
+      mode: 'payment' as const,
+      idempotencyKey: 'restart-repeat',
+    };
     const created = await paymentIntents.create({ ...options, endpoint: first.endpoint });
     await first.close();
 
@@ -76,6 +82,7 @@ describe('sandbox restart', () => {
       destination: randomAddress(),
       amount: 0.4,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'restart-webhook',
       webhook: { url: receiver.url },
     });
@@ -109,6 +116,7 @@ describe('sandbox restart', () => {
       destination: randomAddress(),
       amount: 0.4,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'restart-registered',
       webhook: { url: receiver.url },
     });
@@ -128,6 +136,7 @@ describe('sandbox restart', () => {
       destination: randomAddress(),
       amount: 0.4,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'memory-1',
     });
     await first.close();

@@ -43,7 +43,14 @@ function expectOk(result: { status: number; envelope: proto.Common.Response }): 
 describe('official client', () => {
   it('creates, re-creates and checks an intent', async () => {
     const destination = randomAddress();
-    const options = { endpoint: sandbox.endpoint, destination, amount: 0.25, currency: 'usd' as const, idempotencyKey: 'client-create-1' };
+    const options = {
+      endpoint: sandbox.endpoint,
+      destination,
+      amount: 0.25,
+      currency: 'usd' as const,
+      mode: 'payment' as const,
+      idempotencyKey: 'client-create-1',
+    };
 
     const first = await paymentIntents.create(options);
     const second = await paymentIntents.create(options);
@@ -66,6 +73,7 @@ describe('official client', () => {
       destination: randomAddress(),
       amount: 0.5,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'client-status-1',
     });
 
@@ -92,6 +100,7 @@ describe('official client', () => {
       destination: randomAddress(),
       amount: 5000,
       currency: 'kin',
+      mode: 'payment',
       idempotencyKey: 'client-kin-1',
     });
     const intent = sandbox.context.getIntent(created.id);
@@ -112,7 +121,7 @@ describe('SendMessage', () => {
     expect(listed).toHaveLength(1);
   });
 
-  it('answers a SendMessageResponse with result OK', async () => {
+  it('returns SendMessageResponse result OK', async () => {
     const signer = new RendezvousSigner();
     const result = await sendMessage(sandbox.endpoint, signer.sendMessageRequest({ destination: randomAddress(), currency: 'usd', amount: 0.1 }));
     expectOk(result);
@@ -128,8 +137,14 @@ describe('SendMessage', () => {
     expectError(repeat, 'InvalidArgument: destination mismatches original request');
   });
 
-  it('rejects a repeat of the official client with another destination', async () => {
-    const options = { endpoint: sandbox.endpoint, amount: 0.25, currency: 'usd' as const, idempotencyKey: 'client-mismatch-1' };
+  it('keeps first destination on client repeat', async () => {
+    const options = {
+      endpoint: sandbox.endpoint,
+      amount: 0.25,
+      currency: 'usd' as const,
+      mode: 'payment' as const,
+      idempotencyKey: 'client-mismatch-1',
+    };
     const firstDestination = randomAddress();
     const created = await paymentIntents.create({ ...options, destination: firstDestination });
     const changed = await paymentIntents.create({ ...options, destination: randomAddress() });
@@ -334,12 +349,13 @@ describe('SendMessage', () => {
     expect(listed).toHaveLength(1);
   });
 
-  it('leaves one record for 100 concurrent official client calls', async () => {
+  it('leaves one record for 100 client calls', async () => {
     const options = {
       endpoint: sandbox.endpoint,
       destination: randomAddress(),
       amount: 0.2,
       currency: 'usd' as const,
+      mode: 'payment' as const,
       idempotencyKey: 'client-concurrent-1',
     };
     const before = (await control(sandbox, 'GET', '/intents?limit=1')).json.total as number;
@@ -359,12 +375,13 @@ describe('RegisterWebhook', () => {
       destination: randomAddress(),
       amount: 0.25,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: key,
     });
     return created.id;
   }
 
-  it('answers ok, then already_registered', async () => {
+  it('returns ok, then already_registered', async () => {
     const intent = await createIntent('webhook-register-1');
 
     const first = await webhook.register({ endpoint: sandbox.endpoint, intent, url: 'http://127.0.0.1:9/hook' });
@@ -375,12 +392,12 @@ describe('RegisterWebhook', () => {
     expect(sandbox.context.getIntent(intent)?.webhookUrl).toBe('http://127.0.0.1:9/hook');
   });
 
-  it('answers request_not_found for an unknown intent', async () => {
+  it('returns request_not_found for unknown intents', async () => {
     const result = await webhook.register({ endpoint: sandbox.endpoint, intent: randomAddress(), url: 'http://127.0.0.1:9/hook' });
     expect(result).toEqual({ success: false, message: 'request_not_found' });
   });
 
-  it('answers intent_exists once paid', async () => {
+  it('returns intent_exists once paid', async () => {
     const intent = await createIntent('webhook-register-paid');
     sandbox.context.pay(intent);
 
@@ -390,7 +407,7 @@ describe('RegisterWebhook', () => {
   });
 
   it.each(['ftp://127.0.0.1/hook', 'localhost:3000/hook', 'http://', 'javascript:alert(1)', 'http://exa mple.com/'])(
-    'answers invalid_url for %s',
+    'returns invalid_url for %s',
     async (url) => {
       const intent = await createIntent(`webhook-invalid-${url}`);
       const result = await webhook.register({ endpoint: sandbox.endpoint, intent, url });
@@ -412,6 +429,7 @@ describe('RegisterWebhook', () => {
       destination: randomAddress(),
       amount: 0.25,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'webhook-create-1',
       webhook: { url: 'http://127.0.0.1:9/hook' },
     });

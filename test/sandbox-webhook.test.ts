@@ -43,6 +43,7 @@ async function createPaidIntent(receiver: WebhookReceiver, destination = randomA
     destination,
     amount: 0.25,
     currency: 'usd',
+    mode: 'payment',
     idempotencyKey: `webhook-${keyCounter}`,
     webhook: { url: receiver.url },
   });
@@ -122,6 +123,7 @@ describe('webhook delivery', () => {
       destination: randomAddress(),
       amount: 0.25,
       currency: 'usd',
+      mode: 'payment',
       idempotencyKey: 'webhook-none',
     });
     await control(sandbox, 'POST', `/intents/${created.id}/pay`);

@@ -33,7 +33,7 @@ function sendError(response: Response, status: number, code: ControlErrorCode, m
   response.status(status).json({ error: { code, message, ...(details === undefined ? {} : { details }) } });
 }
 
-/** Formats zod issues as `path: message` lines for a 400 answer. */
+/** Formats zod issues as `path: message` lines for a 400 response. */
 function describeIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`).join('; ');
 }

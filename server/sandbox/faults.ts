@@ -13,8 +13,8 @@ const rpcFaultSchema = z
     /** How many upcoming calls fail. */
     fail: countSchema.optional(),
     /**
-     * How a failed call answers: `unavailable` is HTTP 503 (the official
-     * client throws), `error` is HTTP 200 with an ERROR envelope.
+     * How a failed call responds: `unavailable` is HTTP 503, which the
+     * official client throws on, and `error` is HTTP 200 with an ERROR envelope.
      */
     failWith: z.enum(['unavailable', 'error']).optional(),
     /** Milliseconds to wait before handling every call. */
@@ -58,7 +58,7 @@ export interface ActiveFaults {
 
 export type FaultedRpc = 'getStatus' | 'sendMessage';
 
-/** What an RPC handler should do for one call. */
+/** The fault an RPC handler applies to one call. */
 export interface RpcFaultDecision {
   delayMs: number;
   fail?: 'unavailable' | 'error';

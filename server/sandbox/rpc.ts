@@ -1,7 +1,7 @@
 // The unary RPC endpoint, `POST /v1/api/`: a binary `Common.Request`
-// envelope in, a `Common.Response` envelope out. Protocol errors answer HTTP
+// envelope in, a `Common.Response` envelope out. Protocol errors return HTTP
 // 200 with an ERROR envelope, because the official client treats any other
-// status as a network failure; only an injected `unavailable` fault answers
+// status as a network failure. Only an injected `unavailable` fault returns
 // HTTP 503.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as proto from '@code-wallet/rpc';

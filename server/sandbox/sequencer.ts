@@ -67,9 +67,9 @@ interface ParsedBillRequest {
 
 /**
  * Validates a webhook URL the way code-server's `netutil.ValidateHttpUrl`
- * does: a missing scheme defaults to http, the scheme must be http or https
- * and the host a valid domain name. Returns the URL to deliver to, or
- * undefined when it is invalid.
+ * does: a missing scheme defaults to http, the scheme must be http or https,
+ * and the host must parse as a URL host of at most 253 characters. Returns
+ * the URL to deliver to, or undefined when it is invalid.
  */
 export function normalizeWebhookUrl(value: string): string | undefined {
   const hasScheme = /^[a-z][a-z0-9+.-]*:/i.test(value);
@@ -88,8 +88,8 @@ export function normalizeWebhookUrl(value: string): string | undefined {
   if (parsed.hostname.length === 0 || parsed.hostname.length > 253) {
     return undefined;
   }
-  // NOTE: code-server also resolves the host name; the sandbox skips the DNS
-  // lookup so that it works offline, so an unresolvable host is accepted here.
+  // NOTE: code-server also resolves the host name. The sandbox skips the DNS
+  // lookup so that it works offline, so it accepts an unresolvable host.
   return parsed.href;
 }
 
@@ -213,8 +213,8 @@ export class SandboxSequencer implements SandboxContext {
 
   /**
    * Handles `Messaging.SendMessage`. Stores the payment request on first
-   * sight; accepts an identical repeat without a second record; throws
-   * RpcError for everything code-server rejects.
+   * sight and accepts an identical repeat without a second record. Throws
+   * RpcError for every request that code-server rejects.
    */
   sendMessage(request: proto.SendMessageRequest): proto.SendMessageResponse {
     const intentId = requirePublicKey(request.rendezvousKey?.value, 'rendezvous_key');

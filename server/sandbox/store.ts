@@ -1,7 +1,7 @@
 // The sandbox's SQLite file: payment requests (intents), the ledger, the
 // webhook queue and the webhook signing key. Every write is synchronous
-// (better-sqlite3), so a check and the insert that follows it cannot
-// interleave with another request in the same process.
+// (better-sqlite3), so a check and an insert made in the same synchronous
+// call cannot interleave with another request in the same process.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -23,7 +23,7 @@ export interface StoredIntent extends SandboxIntent {
   /** Decimal string of the quarks in exact exchange data. */
   quarks?: string;
   fees: StoredFee[];
-  /** ASCII base domain of a login request. */
+  /** Lower-case domain of a login request. */
   domain?: string;
 }
 

@@ -1,6 +1,6 @@
 // Webhook delivery: a queue in the data file that POSTs an EdDSA JWT to the
 // registered URL when an intent is paid, and retries on Code's schedule until
-// the receiver answers HTTP 200.
+// the receiver responds with HTTP 200.
 import type { Logger } from 'pino';
 import { microPaymentLimit } from '../../protocol/currency-limits.js';
 import type { FaultInjector } from './faults.js';
@@ -26,7 +26,7 @@ export const WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
 /** Attempts before a delivery is given up: the first one and one per retry delay. */
 export const WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRY_DELAYS_MS.length + 1;
 
-/** Time a receiver has to answer one attempt; Code's default webhook timeout is 3 s. */
+/** Time a receiver has to respond to one attempt, Code's default webhook timeout (3 s). */
 const WEBHOOK_TIMEOUT_MS = 3_000;
 
 /** Kin has 5 decimal places: 1 kin is 100,000 quarks. */
@@ -124,9 +124,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Delivers pending webhooks. One timer waits for the earliest due delivery;
- * the due time of every pending delivery is in the data file, so a restart
- * picks the queue up where it stopped.
+ * Delivers pending webhooks. One timer waits for the earliest due delivery.
+ * Every due time is stored in the data file, so a restart picks the queue up
+ * where it stopped.
  */
 export class WebhookDispatcher {
   private readonly options: WebhookDispatcherOptions;
