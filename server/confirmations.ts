@@ -10,6 +10,9 @@ import { CodePayError } from './errors.js';
 import type { PurchaseService } from './purchases.js';
 import type { PurchaseStore, StoredPurchase } from './store/types.js';
 
+/** Pause between passes while due work is left over from a full batch (ms). */
+const BACKLOG_PAUSE_MS = 50;
+
 export interface ConfirmationLoopOptions {
   store: PurchaseStore;
   purchases: PurchaseService;
@@ -72,10 +75,11 @@ export class ConfirmationLoop {
     await this.reconciliation;
   }
 
-  /** Runs one pass over due status checks and due grants; for tests and for the timer. */
-  async tick(): Promise<void> {
-    await this.pollDueChecks();
-    await this.retryDueGrants();
+  /** Runs one pass over due status checks and due grants. Returns true when a batch was full, so more work may be due. */
+  async tick(): Promise<boolean> {
+    const checks = await this.pollDueChecks();
+    const grants = await this.retryDueGrants();
+    return checks >= this.options.batchSize || grants >= this.options.batchSize;
   }
 
   /** Checks every open purchase once, page by page, whatever its schedule. */
@@ -100,7 +104,12 @@ export class ConfirmationLoop {
     }
   }
 
-  private schedule(): void {
+  /**
+   * Schedules the next pass: soon after a full batch, so a backlog drains,
+   * otherwise after `pollIntervalMs`. The short pause keeps a store that keeps
+   * failing from turning the loop into a busy loop.
+   */
+  private schedule(delayMs = this.options.pollIntervalMs): void {
     if (this.stopped) {
       return;
     }
@@ -109,22 +118,24 @@ export class ConfirmationLoop {
       this.running = this.tick()
         .catch((error: unknown) => {
           this.options.logger.error({ err: error }, 'confirmation loop pass failed; trying again');
+          return false;
         })
-        .finally(() => {
+        .then((backlog) => {
           this.running = undefined;
-          this.schedule();
+          this.schedule(backlog ? Math.min(BACKLOG_PAUSE_MS, this.options.pollIntervalMs) : this.options.pollIntervalMs);
         });
-    }, this.options.pollIntervalMs);
+    }, delayMs);
     this.timer.unref();
   }
 
-  private async pollDueChecks(): Promise<void> {
+  private async pollDueChecks(): Promise<number> {
     const { store, batchSize, concurrency } = this.options;
     const due = await store.listChecksDue(this.now(), batchSize);
     await forEachLimited(due, concurrency, (purchase) => this.poll(purchase, 'poll'));
+    return due.length;
   }
 
-  private async retryDueGrants(): Promise<void> {
+  private async retryDueGrants(): Promise<number> {
     const { store, batchSize, concurrency, purchases, logger } = this.options;
     const due = await store.listGrantsDue(this.now(), batchSize);
     await forEachLimited(due, concurrency, async (purchase) => {
@@ -137,6 +148,7 @@ export class ConfirmationLoop {
         logger.error({ purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, err: error }, 'grant retry failed');
       }
     });
+    return due.length;
   }
 
   private async poll(purchase: StoredPurchase, source: 'poll' | 'reconcile'): Promise<void> {

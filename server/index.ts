@@ -119,7 +119,9 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
     revalidate: (playerId, purchaseId, hint) => purchases.revalidate(playerId, purchaseId, hint),
     listPurchases: (playerId) => purchases.listPurchases(playerId),
     entitlements: (playerId) => purchases.entitlements(playerId),
-    runConfirmations: () => loop.tick(),
+    runConfirmations: async () => {
+      await loop.tick();
+    },
 
     close() {
       closing ??= (async () => {

@@ -42,8 +42,8 @@ export interface SocketLayerOptions {
   logger: Logger;
 }
 
-/** Maximum length of the player id `authenticate` returns; it is part of every idempotency key. */
-export const MAX_PLAYER_ID_LENGTH = 256;
+/** Maximum length of the player id `authenticate` returns, the store's limit for ids. */
+export const MAX_PLAYER_ID_LENGTH = 200;
 
 const purchaseRequestSchema = z.strictObject({
   itemId: z.string().regex(ITEM_ID_PATTERN, 'expected 1 to 64 letters, digits, ".", "-" or "_"'),
