@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { FakeKit } from './plugin-fake-kit.js';
+import { FakeKit, type FakeKitOptions } from './plugin-fake-kit.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
@@ -66,11 +66,11 @@ export interface TestSite {
 }
 
 /** Serves the built page from `pageDir` and the fake kit on one loopback port. */
-export async function startTestSite(pageDir: string): Promise<TestSite> {
+export async function startTestSite(pageDir: string, kitOptions: Omit<FakeKitOptions, 'httpServer'> = {}): Promise<TestSite> {
   const http: HttpServer = createServer((request, response) => {
     void serveFile(pageDir, request.url ?? '/', response);
   });
-  const kit = new FakeKit({ httpServer: http });
+  const kit = new FakeKit({ ...kitOptions, httpServer: http });
   await new Promise<void>((resolveListen) => http.listen(0, '127.0.0.1', resolveListen));
   const url = await kit.listen();
 
