@@ -187,6 +187,25 @@ describe('grants', () => {
   });
 });
 
+describe('grants after a restart', () => {
+  it('grants a paid purchase left by a crash', async () => {
+    const failing = new GrantRecorder();
+    failing.failures = Number.MAX_SAFE_INTEGER;
+    const first = await startKit({ webhook: false, grants: failing });
+    const purchase = await first.kit.createPurchase('alice', { itemId: 'sword' });
+    await payIntent(sandbox, purchase.intentId);
+    await waitForState(first.kit, purchase.id, 'paid');
+    await first.kit.close();
+
+    const grants = new GrantRecorder();
+    const restarted = await startKit({ webhook: false, dbFile: first.dbFile, gameId: first.gameId, grants });
+    await waitForState(restarted.kit, purchase.id, 'granted');
+
+    expect(grants.countFor(purchase.id)).toBe(1);
+    expect(failing.countFor(purchase.id)).toBe(0);
+  });
+});
+
 describe('revalidate', () => {
   it('confirms a payment on demand', async () => {
     const { kit, grants } = await startKit({ webhook: false, overrides: { polling: NO_POLLING } });

@@ -1,5 +1,5 @@
-// The webhook route end to end: every forgery is answered 400 and changes
-// nothing; a valid token confirms; a valid token for an unknown intent is
+// The webhook route end to end: every forgery gets a 400 response and
+// changes nothing; a valid token confirms; a valid token for an unknown intent is
 // recorded for review. Also the health and metrics routes.
 //
 // The kit is configured with a test signing key, so the tests can sign valid
@@ -227,5 +227,9 @@ describe('health and metrics', () => {
     expect(response.headers.get('content-type')).toContain('text/plain');
     expect(text).toContain('code_pay_purchase_transitions_total');
     expect(text).toMatch(/code_pay_webhook_rejections_total\{reason="signature"\} [1-9]/);
+    expect(text).toMatch(/code_pay_webhook_rejections_total\{reason="mismatch_amount"\} [1-9]/);
+    expect(text).toMatch(/code_pay_purchase_creation_seconds_count [1-9]/);
+    expect(text).toMatch(/code_pay_purchase_confirmation_seconds_count\{source="webhook"\} [1-9]/);
+    expect(text).toMatch(/code_pay_purchase_transitions_total\{from="paid",to="granted"\} [1-9]/);
   });
 });
