@@ -296,7 +296,7 @@ describe.skipIf(!hasChromium)('sandbox elements pages', () => {
     });
   });
 
-  it('unknown page answers 404', async () => {
+  it('unknown page returns 404', async () => {
     const response = await fetch(`${sandbox.url}/sdk/v1/elements/tip-request-button/`);
     expect(response.status).toBe(404);
     expect(await response.text()).toMatch(/no elements page "tip-request-button"/);

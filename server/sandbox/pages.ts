@@ -14,7 +14,7 @@ export interface SandboxPagesOptions {
   bundleDir?: string;
 }
 
-/** The elements iframe pages the sandbox answers, as named in `@code-wallet/elements` 2.0.4. */
+/** The elements iframe pages the sandbox serves, as named in `@code-wallet/elements` 2.0.4. */
 export const ELEMENTS_PAGES = [
   'payment-request-button',
   'payment-request-modal-desktop',
@@ -32,7 +32,7 @@ const moduleDir = dirname(fileURLToPath(import.meta.url));
 const BUNDLE_DIR_CANDIDATES = [resolve(moduleDir, '../../dist/sandbox-web'), resolve(moduleDir, '../../sandbox-web')];
 
 /**
- * Serves the wallet page at `/wallet` and the pages that answer the
+ * Serves the wallet page at `/wallet` and the pages behind the
  * `@code-wallet/elements` iframe URLs under `/sdk/v1/elements/`.
  *
  * Each page's API and bundles are served twice, at the root and under
@@ -163,8 +163,8 @@ function elementsHtml(page: string, baseUrl: string): string {
 <title>Code sandbox: ${escapeHtml(page)}</title>
 <meta name="sandbox-url" content="${escapeHtml(baseUrl)}">
 <style>
-  html, body { margin: 0; background: ${isButton ? 'transparent' : 'rgba(15, 12, 31, 0.92)'}; color: white;
-    font: 14px/1.4 system-ui, sans-serif; }
+  html { background: ${isButton ? 'transparent' : '#0f0c1f'}; }
+  body { margin: 0; color: white; font: 14px/1.4 system-ui, sans-serif; }
   .code-button { width: 222px; height: 60px; border: 0; border-radius: 6px; background: #0f0c1f; color: white;
     font-weight: 600; cursor: pointer; }
   .card { max-width: 420px; margin: 6vh auto; text-align: center; }

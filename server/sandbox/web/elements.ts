@@ -1,7 +1,7 @@
 // The sandbox's stand-in for the iframe pages that `@code-wallet/elements`
 // 2.0.4 loads from `https://sdk.getcode.com/v1/elements/{page}/`. A page
-// reads its channel id and the element options from the URL hash
-// (`#/{channelId}/p={options}` or `#/preload/p={options}`), talks to the
+// reads its channel id and the element options from the URL hash, either
+// `#/{channelId}/p={options}` or `#/preload/p={options}`. It talks to the
 // parent window in the elements channel format, follows the intent's message
 // stream and lets the developer pay or decline with the sandbox wallet.
 
@@ -40,11 +40,12 @@ const route = parseHash(location.hash);
 /** Root of the sandbox as seen from this page: `/sdk/` on the sandbox itself, `/` through the sdk.getcode.com mapping. */
 const sandboxPrefix = location.pathname.slice(0, location.pathname.indexOf('v1/elements/'));
 const walletApiBase = `${sandboxPrefix}wallet/api/`;
+
 /**
- * Where the page tries to open the message stream: on its own origin first,
- * as Code's pages do, then on the sandbox's own URL from the page's
- * `sandbox-url` meta tag. The second one serves pages loaded through an
- * sdk.getcode.com mapping that does not carry WebSockets.
+ * Stream URLs the page tries, in order: its own origin, as Code's pages use,
+ * then the sandbox's own URL from the page's `sandbox-url` meta tag, for
+ * pages loaded through an sdk.getcode.com mapping that does not carry
+ * WebSockets.
  */
 const streamUrls = [
   ...new Set([
@@ -299,7 +300,7 @@ function onStreamMessage(kind: string | undefined): void {
     return;
   }
 
-  // Code's pages forward every message kind to the parent; the element acts on the ones it knows.
+  // Code's pages forward every message kind to the parent, and the element handles the kinds it expects.
   post(kind);
 
   switch (kind) {

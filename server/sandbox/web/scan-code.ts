@@ -14,7 +14,7 @@ export interface PaymentRequestFields {
   currency: string;
 }
 
-/** Where an intent's nonce comes from: the client secret, or the idempotency key it is derived from. */
+/** Source of an intent's nonce: the client secret, or the idempotency key it is derived from. */
 export type NonceSource = { clientSecret: string } | { idempotencyKey: string };
 
 /**

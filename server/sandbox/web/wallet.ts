@@ -41,7 +41,10 @@ async function start(): Promise<void> {
   events.addEventListener('open', () => setStatus('Live.'));
 
   try {
-    for (const intent of await listIntents(API_BASE)) {
+    // Rows are prepended, so adding the oldest first leaves the newest on top.
+    const listed = await listIntents(API_BASE);
+    listed.sort((left, right) => left.createdAt - right.createdAt);
+    for (const intent of listed) {
       upsert(intent);
     }
   } catch (error) {
