@@ -52,14 +52,22 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
   const logger = createKitLogger(options.logger);
   const metrics = createMetrics(settings.metrics);
 
-  const store = await openStore(settings.store, logger.child({ module: 'store' }));
+  const verifier = createWebhookVerifier({ publicKey: settings.sequencer.publicKey, maxBytes: settings.webhookBodyLimit });
   const sequencer = createSequencerClient({
     endpoint: settings.sequencer.endpoint,
     timeoutMs: settings.sequencer.timeoutMs,
     logger,
     metrics,
   });
-  const verifier = createWebhookVerifier({ publicKey: settings.sequencer.publicKey, maxBytes: settings.webhookBodyLimit });
+
+  // The store is the last step that can fail, so a failed start-up leaves no open database.
+  let store: PurchaseStore;
+  try {
+    store = await openStore(settings.store, logger.child({ module: 'store' }));
+  } catch (error) {
+    sequencer.close();
+    throw error;
+  }
 
   const purchases = new PurchaseService({
     gameId: settings.gameId,

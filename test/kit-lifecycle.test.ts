@@ -51,6 +51,15 @@ describe('start-up', () => {
     expect(existsSync(dbFile)).toBe(false);
   });
 
+  it('rejects an unavailable store', async () => {
+    const options = kitOptions({ sandbox, dbFile: join(temp.dir, 'unused.db'), destination: randomAddress(), grants: new GrantRecorder() });
+
+    const start = createCodePay({ ...options, store: { postgres: 'postgres://127.0.0.1:5432/code_pay' } });
+
+    await expect(start).rejects.toBeInstanceOf(ConfigError);
+    await expect(start).rejects.toThrow(/PostgreSQL/);
+  });
+
   it('keeps the sandbox key secret across restarts', async () => {
     const dbFile = join(temp.dir, 'sandbox-secret.db');
     const destination = randomAddress();
