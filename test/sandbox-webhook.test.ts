@@ -2,7 +2,7 @@
 // and the drop, duplicate and delay faults.
 import { paymentIntents } from '@code-wallet/client';
 import { ed25519 } from '@noble/curves/ed25519';
-import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   WEBHOOK_MAX_ATTEMPTS,
@@ -159,6 +159,35 @@ describe('webhook delivery', () => {
 
     expect(failed.attempts).toBe(WEBHOOK_MAX_ATTEMPTS);
     expect(receiver.received).toHaveLength(WEBHOOK_MAX_ATTEMPTS);
+  });
+
+  it('delivers more webhooks than run at once', async () => {
+    const receiver = await startReceiver();
+    const intentIds: string[] = [];
+    for (let i = 0; i < 40; i += 1) {
+      const created = await paymentIntents.create({
+        endpoint: sandbox.endpoint,
+        destination: randomAddress(),
+        amount: 0.25,
+        currency: 'usd',
+        mode: 'payment',
+        idempotencyKey: `webhook-burst-${i}`,
+        webhook: { url: receiver.url },
+      });
+      intentIds.push(created.id);
+    }
+
+    // Paying in one synchronous loop queues all 40 deliveries at once.
+    for (const intentId of intentIds) {
+      sandbox.context.pay(intentId);
+    }
+    await receiver.waitFor(40);
+
+    const delivered = receiver.received.map((delivery) => decodeJwt(delivery.body).intent);
+    expect(new Set(delivered).size).toBe(40);
+    for (const intentId of intentIds) {
+      expect(delivered).toContain(intentId);
+    }
   });
 
   it('treats a non-200 success status as a failure', async () => {

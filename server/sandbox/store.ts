@@ -187,6 +187,7 @@ export interface ListIntentsQuery {
 /** The sandbox's persistent state in one SQLite file (WAL mode). */
 export class SandboxStore {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(dataFile: string) {
     if (dataFile !== IN_MEMORY_DATA_FILE) {
@@ -203,45 +204,57 @@ export class SandboxStore {
     this.db.close();
   }
 
+  /** Returns the prepared statement for `sql`, preparing it on first use. */
+  private statement(sql: string): Database.Statement {
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared;
+  }
+
   /** Runs `work` in one SQLite transaction and returns its result. */
   transaction<T>(work: () => T): T {
     return this.db.transaction(work)();
   }
 
   getMeta(key: string): string | undefined {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.statement('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return row?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.statement('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   getIntent(intentId: string): StoredIntent | undefined {
-    const row = this.db.prepare('SELECT * FROM intents WHERE intent_id = ?').get(intentId) as IntentRow | undefined;
+    const row = this.statement('SELECT * FROM intents WHERE intent_id = ?').get(intentId) as IntentRow | undefined;
     return row === undefined ? undefined : toIntent(row);
   }
 
   /** Lists intents, newest first. */
   listIntents(query: ListIntentsQuery): StoredIntent[] {
-    const rows =
-      query.status === undefined
-        ? this.db.prepare('SELECT * FROM intents ORDER BY created_at DESC, intent_id LIMIT ?').all(query.limit)
-        : this.db
-            .prepare('SELECT * FROM intents WHERE status = ? ORDER BY created_at DESC, intent_id LIMIT ?')
-            .all(query.status, query.limit);
+    if (query.status === undefined) {
+      const rows = this.statement('SELECT * FROM intents ORDER BY created_at DESC, intent_id LIMIT ?').all(query.limit);
+      return (rows as IntentRow[]).map(toIntent);
+    }
+
+    const rows = this.statement('SELECT * FROM intents WHERE status = ? ORDER BY created_at DESC, intent_id LIMIT ?').all(
+      query.status,
+      query.limit,
+    );
     return (rows as IntentRow[]).map(toIntent);
   }
 
   countIntents(): number {
-    const row = this.db.prepare('SELECT COUNT(*) AS count FROM intents').get() as { count: number };
+    const row = this.statement('SELECT COUNT(*) AS count FROM intents').get() as { count: number };
     return row.count;
   }
 
   /** Inserts a new intent; returns false when one with the same id exists. */
   insertIntent(intent: StoredIntent): boolean {
-    const result = this.db
-      .prepare(
+    const result = this.statement(
         `INSERT INTO intents (intent_id, destination, currency, amount, exchange_rate, quarks, fees, domain,
            status, code_scanned, webhook_url, created_at, updated_at, paid_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -268,8 +281,7 @@ export class SandboxStore {
 
   updateIntentStatus(intentId: string, status: SandboxIntentStatus, codeScanned: boolean, now: number): void {
     const paidAt = status === 'paid' ? now : null;
-    this.db
-      .prepare(
+    this.statement(
         `UPDATE intents SET status = ?, code_scanned = ?, updated_at = ?, paid_at = COALESCE(paid_at, ?)
          WHERE intent_id = ?`,
       )
@@ -277,27 +289,25 @@ export class SandboxStore {
   }
 
   insertLedgerEntry(entry: Omit<LedgerEntry, 'id'>): LedgerEntry {
-    const result = this.db
-      .prepare('INSERT INTO ledger (intent_id, amount, currency, destination, charged_at) VALUES (?, ?, ?, ?, ?)')
+    const result = this.statement('INSERT INTO ledger (intent_id, amount, currency, destination, charged_at) VALUES (?, ?, ?, ?, ?)')
       .run(entry.intentId, entry.amount, entry.currency, entry.destination, entry.chargedAt);
     return { id: Number(result.lastInsertRowid), ...entry };
   }
 
   /** Lists charges, oldest first. */
   listLedger(): LedgerEntry[] {
-    const rows = this.db.prepare('SELECT * FROM ledger ORDER BY id').all() as LedgerRow[];
+    const rows = this.statement('SELECT * FROM ledger ORDER BY id').all() as LedgerRow[];
     return rows.map(toLedgerEntry);
   }
 
   getWebhook(intentId: string): WebhookRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM webhooks WHERE intent_id = ?').get(intentId) as WebhookRow | undefined;
+    const row = this.statement('SELECT * FROM webhooks WHERE intent_id = ?').get(intentId) as WebhookRow | undefined;
     return row === undefined ? undefined : toWebhook(row);
   }
 
   /** Inserts a `registered` webhook and sets the intent's URL; returns false when one exists. */
   insertWebhook(intentId: string, url: string, now: number): boolean {
-    const result = this.db
-      .prepare(
+    const result = this.statement(
         `INSERT INTO webhooks (intent_id, url, state, attempts, next_attempt_at, last_error, created_at, updated_at)
          VALUES (?, ?, 'registered', 0, NULL, NULL, ?, ?)
          ON CONFLICT (intent_id) DO NOTHING`,
@@ -306,14 +316,13 @@ export class SandboxStore {
     if (result.changes === 0) {
       return false;
     }
-    this.db.prepare('UPDATE intents SET webhook_url = ?, updated_at = ? WHERE intent_id = ?').run(url, now, intentId);
+    this.statement('UPDATE intents SET webhook_url = ?, updated_at = ? WHERE intent_id = ?').run(url, now, intentId);
     return true;
   }
 
   /** Moves a registered webhook to `pending` with its first attempt due at `dueAt`. */
   scheduleWebhook(intentId: string, dueAt: number): boolean {
-    const result = this.db
-      .prepare(
+    const result = this.statement(
         `UPDATE webhooks SET state = 'pending', next_attempt_at = ?, updated_at = ?
          WHERE intent_id = ? AND state = 'registered'`,
       )
@@ -327,24 +336,32 @@ export class SandboxStore {
     outcome: { state: WebhookState; attempts: number; nextAttemptAt?: number; lastError?: string },
     now: number,
   ): void {
-    this.db
-      .prepare(
+    this.statement(
         `UPDATE webhooks SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ?
          WHERE intent_id = ?`,
       )
       .run(outcome.state, outcome.attempts, outcome.nextAttemptAt ?? null, outcome.lastError ?? null, now, intentId);
   }
 
-  /** Lists pending webhooks, earliest due first. */
-  listPendingWebhooks(): WebhookRecord[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM webhooks WHERE state = 'pending' ORDER BY next_attempt_at, intent_id`)
-      .all() as WebhookRow[];
+  /** Lists pending webhooks due at or before `now`, earliest first, at most `limit`. */
+  listDueWebhooks(now: number, limit: number): WebhookRecord[] {
+    const rows = this.statement(
+      `SELECT * FROM webhooks WHERE state = 'pending' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, intent_id LIMIT ?`,
+    ).all(now, limit) as WebhookRow[];
     return rows.map(toWebhook);
   }
 
+  /** Returns the earliest due time of a pending webhook after `now`, or undefined when none is waiting. */
+  nextWebhookDueAfter(now: number): number | undefined {
+    const row = this.statement(
+      `SELECT MIN(next_attempt_at) AS due FROM webhooks WHERE state = 'pending' AND next_attempt_at > ?`,
+    ).get(now) as { due: number | null };
+    return row.due ?? undefined;
+  }
+
   listWebhooks(): WebhookRecord[] {
-    const rows = this.db.prepare('SELECT * FROM webhooks ORDER BY created_at, intent_id').all() as WebhookRow[];
+    const rows = this.statement('SELECT * FROM webhooks ORDER BY created_at, intent_id').all() as WebhookRow[];
     return rows.map(toWebhook);
   }
 }

@@ -26,6 +26,9 @@ export const WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
 /** Attempts before a delivery is given up: the first one and one per retry delay. */
 export const WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRY_DELAYS_MS.length + 1;
 
+/** Deliveries in flight at once; the rest wait in the queue. */
+const MAX_CONCURRENT_DELIVERIES = 16;
+
 /** Time a receiver has to respond to one attempt, Code's default webhook timeout (3 s). */
 const WEBHOOK_TIMEOUT_MS = 3_000;
 
@@ -148,7 +151,7 @@ export class WebhookDispatcher {
     }
   }
 
-  /** Re-reads the queue and runs every due delivery; called on start and after each change. */
+  /** Starts the due deliveries and sets the timer for the next one; called on start and after each change. */
   wake(): void {
     if (this.closed) {
       return;
@@ -159,19 +162,22 @@ export class WebhookDispatcher {
     }
 
     const now = Date.now();
-    let nextDueAt: number | undefined;
-    for (const record of this.options.store.listPendingWebhooks()) {
-      if (this.inFlight.has(record.intentId)) {
-        continue;
-      }
-      const dueAt = record.nextAttemptAt ?? now;
-      if (dueAt <= now) {
-        this.startAttempt(record);
-      } else if (nextDueAt === undefined || dueAt < nextDueAt) {
-        nextDueAt = dueAt;
+    const free = MAX_CONCURRENT_DELIVERIES - this.inFlight.size;
+    if (free > 0) {
+      // Attempts under way are still pending in the store, so read past them.
+      const due = this.options.store.listDueWebhooks(now, free + this.inFlight.size);
+      for (const record of due) {
+        if (this.inFlight.size >= MAX_CONCURRENT_DELIVERIES) {
+          break;
+        }
+        if (!this.inFlight.has(record.intentId)) {
+          this.startAttempt(record);
+        }
       }
     }
 
+    // Deliveries left due wait for a running attempt to finish, which calls wake again.
+    const nextDueAt = this.options.store.nextWebhookDueAfter(now);
     if (nextDueAt !== undefined) {
       this.timer = setTimeout(() => this.wake(), nextDueAt - now);
     }
