@@ -4,6 +4,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 
+import { PURCHASE_STATES, type PurchaseState } from '../protocol/index.js';
 import type { KitMetrics } from './metrics.js';
 import type { PurchaseService } from './purchases.js';
 import type { PurchaseStore, StoredPurchase } from './store/types.js';
@@ -96,6 +97,11 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
   });
 
   router.get('/metrics', async (_request: Request, response: Response) => {
+    try {
+      metrics.setPurchasesByState(await countPurchasesByState(options.store));
+    } catch (error) {
+      logger.warn({ err: error }, 'purchase counts by state could not be read; serving the other metrics');
+    }
     response.set('Content-Type', metrics.contentType);
     response.send(await metrics.render());
   });
@@ -122,6 +128,26 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
   });
 
   return router;
+}
+
+/**
+ * Counts the purchases in each state, with a zero for states without any.
+ * NOTE: reads the store's purchases table directly, because the store
+ * contract has no count method; the query runs unchanged on SQLite and
+ * PostgreSQL.
+ */
+async function countPurchasesByState(store: PurchaseStore): Promise<Record<PurchaseState, number>> {
+  const rows = await store.transaction((tx) =>
+    tx.query<{ state: string; purchases: number | string }>('SELECT state, COUNT(*) AS purchases FROM code_pay_purchases GROUP BY state'),
+  );
+
+  const counts = Object.fromEntries(PURCHASE_STATES.map((state) => [state, 0])) as Record<PurchaseState, number>;
+  for (const row of rows) {
+    if ((PURCHASE_STATES as readonly string[]).includes(row.state)) {
+      counts[row.state as PurchaseState] = Number(row.purchases);
+    }
+  }
+  return counts;
 }
 
 function httpStatusOf(error: unknown): number | undefined {

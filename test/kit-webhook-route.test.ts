@@ -231,5 +231,7 @@ describe('health and metrics', () => {
     expect(text).toMatch(/code_pay_purchase_creation_seconds_count [1-9]/);
     expect(text).toMatch(/code_pay_purchase_confirmation_seconds_count\{source="webhook"\} [1-9]/);
     expect(text).toMatch(/code_pay_purchase_transitions_total\{from="paid",to="granted"\} [1-9]/);
+    expect(text).toMatch(/code_pay_purchases\{state="granted"\} 1\n/);
+    expect(text).toMatch(/code_pay_purchases\{state="failed"\} 0\n/);
   });
 });
