@@ -108,7 +108,16 @@ export interface ErrorBody {
 
 export type Ack<T> = ({ ok: true } & T) | { ok: false; error: ErrorBody };
 
-export type CatalogAck = Ack<{ items: CatalogItem[] }>;
+export type CatalogAck = Ack<{
+  items: CatalogItem[];
+  /**
+   * Optional WebSocket URL of the sequencer's message stream
+   * (`Messaging.OpenMessageStream`), for example `ws://127.0.0.1:8081/v1/ws`
+   * for a sandbox. The plugin's canvas sheet follows the intent on it to show
+   * "scanned" and "declined"; without it the sheet follows the server alone.
+   */
+  streamUrl?: string;
+}>;
 export type PurchaseAck = Ack<{ purchase: Purchase }>;
 export type SyncAck = Ack<{ purchases: Purchase[]; entitlements: Entitlements }>;
 
@@ -120,6 +129,12 @@ export interface PurchaseRequest {
 
 export interface RevalidateRequest {
   purchaseId: string;
+  /**
+   * `cancelled` when the sequencer's message stream told the browser that
+   * the player declined in the wallet; the sequencer's status never reports
+   * a decline, so only the browser knows.
+   */
+  hint?: 'cancelled';
 }
 
 /** Events the plugin sends; each takes an acknowledgement callback. */
