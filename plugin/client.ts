@@ -14,6 +14,7 @@ import {
   type ClientToServerEvents,
   type Entitlements,
   type Purchase,
+  type RevalidateRequest,
   type ServerToClientEvents,
 } from '../protocol/index.js';
 import { AttemptStore, MemoryStorage, type AttemptStorage } from './attempts.js';
@@ -198,14 +199,23 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   async revalidate(purchaseId: string): Promise<Purchase>;
   async revalidate(): Promise<Purchase[]>;
   async revalidate(purchaseId?: string): Promise<Purchase | Purchase[]> {
-    if (purchaseId !== undefined) return this.revalidateOne(purchaseId);
+    if (purchaseId !== undefined) return this.revalidateOne(purchaseId, undefined);
 
     const open = this.purchases.filter((purchase) => isOpenState(purchase.state) || purchase.state === 'paid');
     const results: Purchase[] = [];
     for (const purchase of open) {
-      results.push(await this.revalidateOne(purchase.id));
+      results.push(await this.revalidateOne(purchase.id, undefined));
     }
     return results;
+  }
+
+  /**
+   * Re-validates a purchase with the hint that the sequencer's stream
+   * reported a decline, so the server can move it to `cancelled` (a later
+   * payment still grants it).
+   */
+  reportDeclined(purchaseId: string): Promise<Purchase> {
+    return this.revalidateOne(purchaseId, 'cancelled');
   }
 
   /**
@@ -328,15 +338,16 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
     return this.catalogItems;
   }
 
-  private async revalidateOne(purchaseId: string): Promise<Purchase> {
+  private async revalidateOne(purchaseId: string, hint: RevalidateRequest['hint']): Promise<Purchase> {
     if (typeof purchaseId !== 'string' || purchaseId.length === 0) {
       const error = new CodePayClientError('invalid_request', `Invalid purchase id ${JSON.stringify(purchaseId)}: pass a purchase's id.`);
       this.log.warn({ code: error.code }, error.message);
       throw error;
     }
 
+    const request: RevalidateRequest = hint ? { purchaseId, hint } : { purchaseId };
     const raw = await this.withRetries('revalidate', { purchaseId }, (socket) =>
-      socket.timeout(this.ackTimeoutMs).emitWithAck('revalidate', { purchaseId }),
+      socket.timeout(this.ackTimeoutMs).emitWithAck('revalidate', request),
     );
     const parsed = purchaseAckSchema.safeParse(raw);
     if (!parsed.success) throw this.invalidResponse('revalidate', parsed.error.message);

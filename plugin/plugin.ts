@@ -205,6 +205,7 @@ export class CodePayPlugin {
       item: item ?? { id: purchase.itemId, kind: purchase.kind, name: purchase.itemId, amount: purchase.amount, currency: purchase.currency },
       onClosedByPlayer: () => this.onSheetClosedByPlayer(purchase.id),
       onPaymentHint: () => this.onPaymentHint(purchase.id),
+      onDeclineHint: () => this.onDeclineHint(purchase.id),
     };
     this.sheetListeners.push(onClosedByPlayer);
     this.storeOpenSheet(purchase.id);
@@ -244,6 +245,13 @@ export class CodePayPlugin {
   private onPaymentHint(purchaseId: string): void {
     this.client.revalidate(purchaseId).catch((error: unknown) => {
       this.log.warn({ purchaseId, err: { message: error instanceof Error ? error.message : String(error) } }, 'code-pay: re-validation after a payment hint failed');
+    });
+  }
+
+  /** A decline reported by the stream is passed on, so the server can mark the purchase `cancelled`. */
+  private onDeclineHint(purchaseId: string): void {
+    this.client.reportDeclined(purchaseId).catch((error: unknown) => {
+      this.log.warn({ purchaseId, err: { message: error instanceof Error ? error.message : String(error) } }, 'code-pay: reporting a decline failed');
     });
   }
 

@@ -44,8 +44,6 @@ export const catalogAckSchema = z.union([
   z.object({
     ok: z.literal(true),
     items: z.array(catalogItemSchema),
-    // NOTE: not part of the protocol's CatalogAck yet; a kit that sends it
-    // lets the canvas sheet follow the intent on the sequencer's stream.
     streamUrl: z.string().optional(),
   }),
   failedAckSchema,

@@ -6,6 +6,7 @@ import { CodePayClientError } from '../plugin/errors.js';
 import {
   CONNECTION_CHANGED,
   ENTITLEMENTS_CHANGED,
+  PURCHASE_CANCELLED,
   PURCHASE_GRANTED,
   PURCHASE_PAID,
   PURCHASE_PENDING,
@@ -226,6 +227,18 @@ describe('CodePayClient', () => {
     await client.sync();
 
     expect(client.getPurchase(pending.id)?.state).toBe('granted');
+  });
+
+  it('reports a decline with the hint', async () => {
+    const client = createClient();
+    const purchase = await client.requestPurchase('sword');
+    const cancelled = nextEvent<{ id: string; state: string }>(client, PURCHASE_CANCELLED);
+
+    const result = await client.reportDeclined(purchase.id);
+
+    expect(kit.requests.at(-1)!.payload).toEqual({ purchaseId: purchase.id, hint: 'cancelled' });
+    expect(result.state).toBe('cancelled');
+    expect((await cancelled).id).toBe(purchase.id);
   });
 
   it('rejects a wait when aborted', async () => {

@@ -170,7 +170,9 @@ export class FakeKit {
         this.answer(socket, 'revalidate', () => ack({ ok: false, error: { code: 'not_found', message: 'no such purchase' } }));
         return;
       }
-      this.answer(socket, 'revalidate', () => ack({ ok: true, purchase }));
+      // Like the kit, a decline reported by the browser moves a pending purchase to `cancelled`.
+      const current = request.hint === 'cancelled' && purchase.state === 'pending' ? this.setState(purchase.id, 'cancelled') : purchase;
+      this.answer(socket, 'revalidate', () => ack({ ok: true, purchase: current }));
     });
 
     socket.on('purchase', async (request, ack) => {

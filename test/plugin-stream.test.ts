@@ -107,7 +107,7 @@ describe.skipIf(!availability.run)('canvas sheet on the message stream', () => {
     expect((await readSheet(page))!.status).toBe('scanned');
   });
 
-  it('shows declined from the stream', async () => {
+  it('shows declined and reports it', async () => {
     const sheet = (await readSheet(page))!;
     const purchase = site.kit.purchases.get(sheet.purchaseId)!;
 
@@ -115,6 +115,7 @@ describe.skipIf(!availability.run)('canvas sheet on the message stream', () => {
 
     const view = await waitFor(() => readSheet(page), (value) => value?.status === 'declined', 'the declined status');
     expect(view!.texts).toContain('Payment declined in the wallet');
-    expect(site.kit.purchases.get(purchase.id)!.state).toBe('pending');
+    await waitFor(async () => site.kit.purchases.get(purchase.id)!.state, (state) => state === 'cancelled', 'the kit to record the decline');
+    expect(site.kit.requests.filter((request) => request.event === 'revalidate').at(-1)!.payload).toEqual({ purchaseId: purchase.id, hint: 'cancelled' });
   });
 });

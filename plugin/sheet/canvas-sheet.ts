@@ -204,7 +204,10 @@ export class CanvasSheet implements PaymentSheet {
     if (this.closed || isEndStatus(this.currentStatus) || this.currentStatus === 'paid') return;
 
     if (hint === 'codeScanned') this.setStatus('scanned');
-    if (hint === 'clientRejectedPayment') this.setStatus('declined');
+    if (hint === 'clientRejectedPayment') {
+      this.setStatus('declined');
+      this.context.onDeclineHint();
+    }
     if (hint === 'intentSubmitted') this.context.onPaymentHint();
   }
 

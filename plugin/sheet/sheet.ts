@@ -18,6 +18,8 @@ export interface SheetContext {
   onClosedByPlayer: () => void;
   /** Called when the sequencer or the elements iframe reports a payment: a hint to re-validate, never a grant. */
   onPaymentHint: () => void;
+  /** Called when the sequencer's stream reports that the player declined in the wallet. */
+  onDeclineHint: () => void;
 }
 
 /** The sheet status for a purchase state. */
