@@ -224,8 +224,15 @@ export class PurchaseService {
    * Moves a purchase to `paid` (from pending, cancelled or expired) and runs
    * its grant at once. Idempotent: a purchase already paid or granted is
    * returned as it is, after one more grant attempt when it is still paid.
+   * With `waitForGrant: false` the grant runs in the background (still
+   * tracked by `drain`), and the purchase is returned as paid.
    */
-  async confirmPaid(purchase: StoredPurchase, source: ConfirmationSource, detail: string): Promise<StoredPurchase> {
+  async confirmPaid(
+    purchase: StoredPurchase,
+    source: ConfirmationSource,
+    detail: string,
+    { waitForGrant = true }: { waitForGrant?: boolean } = {},
+  ): Promise<StoredPurchase> {
     const at = this.now();
     const result = await this.store.transition({ purchaseId: purchase.id, to: 'paid', source, detail, at });
 
@@ -241,6 +248,12 @@ export class PurchaseService {
     }
 
     if (result.purchase.state !== 'paid') {
+      return result.purchase;
+    }
+    if (!waitForGrant) {
+      this.deliverGrant(result.purchase.id).catch((error: unknown) => {
+        this.logger.error({ ...purchaseLogFields(result.purchase), err: error }, 'grant failed; the grant retry loop tries again');
+      });
       return result.purchase;
     }
     return (await this.deliverGrant(result.purchase.id)) ?? result.purchase;
@@ -485,7 +498,8 @@ export class PurchaseService {
       return { status: 'mismatch', reason: mismatch, purchase };
     }
 
-    const confirmed = await this.confirmPaid(purchase, 'webhook', 'verified webhook with state SUBMITTED');
+    // The response to Code does not wait for the game's grant handler, so a slow handler cannot time the delivery out.
+    const confirmed = await this.confirmPaid(purchase, 'webhook', 'verified webhook with state SUBMITTED', { waitForGrant: false });
     return { status: 'confirmed', purchase: confirmed };
   }
 
