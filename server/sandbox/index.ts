@@ -124,7 +124,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   app.disable('x-powered-by');
   const rpcHandler = createRpcHandler({ sequencer, faults, stats, logger });
   app.post(['/v1/api', '/v1/api/'], (request, response) => {
-    void rpcHandler(request, response);
+    rpcHandler(request, response).catch((error: unknown) => {
+      logger.error({ err: error }, 'RPC request failed');
+      if (!response.headersSent) {
+        response.status(500).end();
+      }
+    });
   });
   app.use('/control', createControlRouter({ sequencer, store, signer, faults, stats, logger }));
   app.use(createSandboxPagesRouter(sequencer, { baseUrl: () => baseUrl }));
