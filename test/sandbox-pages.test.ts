@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { paymentIntents } from '@code-wallet/client';
 import type { SandboxHandle } from '../server/sandbox/index.js';
+import { ensureSandboxBundles } from './sandbox-pages-bundles.js';
 import { makeTempDir, randomAddress, startTestSandbox } from './sandbox-helpers.js';
 
 const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -31,8 +31,8 @@ beforeAll(async () => {
     return;
   }
 
-  // Build the page bundles from the current sources, as `npm run build` does.
-  await build({ configFile: 'server/sandbox/web/vite.config.ts', logLevel: 'error' });
+  // Build the page bundles when the sources changed, as `npm run build` does.
+  await ensureSandboxBundles();
 
   tempDir = makeTempDir();
   sandbox = await startTestSandbox({ dataFile: join(tempDir.dir, 'sandbox.db') });

@@ -10,7 +10,7 @@ export interface SandboxPagesOptions {
   /** Public base URL of the sandbox, for example `http://127.0.0.1:8081`. */
   baseUrl: () => string;
   logger?: Logger;
-  /** Folder of the built browser bundles; found under `dist/sandbox-web/` by default. */
+  /** Folder of the built browser bundles; when omitted, `dist/sandbox-web/` of this package. */
   bundleDir?: string;
 }
 
@@ -41,8 +41,18 @@ const BUNDLE_DIR_CANDIDATES = [resolve(moduleDir, '../../dist/sandbox-web'), res
  */
 export function createSandboxPagesRouter(context: SandboxContext, options: SandboxPagesOptions): Router {
   const logger = (options.logger ?? pino({ name: 'sandbox-pages' })).child({ component: 'sandbox-pages' });
-  const findBundleDir = (): string | undefined =>
-    [options.bundleDir, ...BUNDLE_DIR_CANDIDATES].find((dir) => dir !== undefined && existsSync(join(dir, 'elements.js')));
+  const bundleDirs = options.bundleDir ? [options.bundleDir] : BUNDLE_DIR_CANDIDATES;
+  const findBundleDir = (): string | undefined => bundleDirs.find((dir) => existsSync(join(dir, 'elements.js')));
+
+  // Every page and asset request fails the same way until the bundles are built, so log it once.
+  let missingBundlesLogged = false;
+  const sendNotBuilt = (response: Response): void => {
+    if (!missingBundlesLogged) {
+      missingBundlesLogged = true;
+      logger.error({ bundleDirs }, 'sandbox page bundles not found; run `npm run build` to build dist/sandbox-web/');
+    }
+    sendNotBuiltPage(response);
+  };
 
   const router = Router();
   const walletRoutes = createWalletRoutes(context, logger);
@@ -52,7 +62,7 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
   const serveBundles: express.RequestHandler = (request, response, next) => {
     const bundleDir = findBundleDir();
     if (!bundleDir) {
-      sendNotBuilt(response, logger);
+      sendNotBuilt(response);
       return;
     }
     express.static(bundleDir, { index: false, fallthrough: false })(request, response, next);
@@ -62,7 +72,7 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
 
   router.get('/wallet', (_request, response) => {
     if (!findBundleDir()) {
-      sendNotBuilt(response, logger);
+      sendNotBuilt(response);
       return;
     }
     sendHtml(response, walletHtml(options.baseUrl()));
@@ -87,7 +97,7 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
     }
 
     if (!findBundleDir()) {
-      sendNotBuilt(response, logger);
+      sendNotBuilt(response);
       return;
     }
     sendHtml(response, elementsHtml(page, options.baseUrl()));
@@ -100,11 +110,7 @@ function sendHtml(response: Response, html: string): void {
   response.status(200).type('html').set('cache-control', 'no-store').send(html);
 }
 
-function sendNotBuilt(response: Response, logger: Logger): void {
-  logger.error(
-    { candidates: BUNDLE_DIR_CANDIDATES },
-    'sandbox page bundles not found; run `npm run build` to build dist/sandbox-web/',
-  );
+function sendNotBuiltPage(response: Response): void {
   response
     .status(503)
     .type('html')
