@@ -83,7 +83,13 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
     schedule: settings.schedule,
     uniqueHoldMs: settings.uniqueHoldMs,
   });
-  const sockets = new SocketLayer({ purchases, authenticate: options.authenticate, rateLimit: settings.rateLimit, logger });
+  const sockets = new SocketLayer({
+    purchases,
+    authenticate: options.authenticate,
+    rateLimit: settings.rateLimit,
+    logger,
+    streamUrl: settings.sandbox ? sandboxStreamUrl(settings.sequencer.endpoint) : undefined,
+  });
   const loop = new ConfirmationLoop({
     store,
     purchases,
@@ -143,6 +149,21 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
       return closing;
     },
   };
+}
+
+/**
+ * Returns the message stream URL of a sandbox sequencer: its endpoint with a
+ * WebSocket scheme and `/ws` appended (`http://127.0.0.1:8081/v1` becomes
+ * `ws://127.0.0.1:8081/v1/ws`).
+ * NOTE: the kit sends no stream URL for Code's production service, because
+ * the SDK sources at hand do not name one; the plugin's `streamUrl` option
+ * can set it.
+ */
+function sandboxStreamUrl(endpoint: string): string {
+  const url = new URL(endpoint);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/ws`;
+  return url.toString();
 }
 
 export { CodePayError, ConfigError } from './errors.js';

@@ -40,6 +40,8 @@ export interface SocketLayerOptions {
   authenticate: Authenticate;
   rateLimit: RateLimitOptions;
   logger: Logger;
+  /** WebSocket URL of the sequencer's message stream, sent with the catalog so the plugin can follow an intent. */
+  streamUrl?: string;
 }
 
 /** Maximum length of the player id `authenticate` returns, the store's limit for ids. */
@@ -128,7 +130,10 @@ export class SocketLayer {
     const playerId = socket.data.playerId;
     void socket.join(playerRoom(playerId));
 
-    this.handle(socket, 'catalog', emptyRequestSchema, async () => ({ items: this.catalogItems() }));
+    this.handle(socket, 'catalog', emptyRequestSchema, async () => {
+      const streamUrl = this.options.streamUrl;
+      return streamUrl === undefined ? { items: this.catalogItems() } : { items: this.catalogItems(), streamUrl };
+    });
 
     this.handle(socket, 'purchase', purchaseRequestSchema, async (request) => {
       const purchase = await this.options.purchases.createPurchase(playerId, request);

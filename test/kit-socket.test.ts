@@ -113,6 +113,7 @@ describe('requests', () => {
 
     expect(ack).toEqual({
       ok: true,
+      streamUrl: `${sandbox.endpoint.replace(/^http/, 'ws')}/ws`,
       items: [
         { id: 'sword', kind: 'permanent', name: 'Sword', amount: 0.25, currency: 'usd' },
         { id: 'gems-10', kind: 'consumable', name: '10 gems', amount: 0.1, currency: 'usd' },
