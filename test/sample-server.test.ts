@@ -5,6 +5,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -405,5 +407,36 @@ describe('sample game server configuration', () => {
     const exit = await waitForExit(child);
     expect(exit.code).toBe(2);
     expect(stderr).toContain(`Invalid configuration: ${variable} `);
+  });
+
+  it('names PORT when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const takenPort = (blocker.address() as AddressInfo).port;
+    const directory = mkdtempSync(path.join(tmpdir(), 'sample-port-'));
+
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+        cwd: REPOSITORY_ROOT,
+        env: {
+          ...process.env,
+          PORT: String(takenPort),
+          SANDBOX_PORT: '0',
+          SAMPLE_GAME_BUILD: 'skip',
+          CODE_PAY_DATABASE_URL: path.join(directory, 'game.db'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+
+      const exit = await waitForExit(child);
+      expect(exit.code).toBe(1);
+      expect(stderr).toContain(`failed to listen on 127.0.0.1:${takenPort}`);
+      expect(stderr).toContain('Set PORT to a free port');
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@
 
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 
 import express, { type Request, type Response, type NextFunction, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
@@ -150,12 +151,20 @@ async function closeQuietly(part: string, close: () => Promise<void>, logger: Lo
 }
 
 async function startInProcessSandbox(config: SampleGameConfig, logger: Logger): Promise<Sandbox> {
-  return startSandbox({
-    host: config.host,
-    port: config.sandboxPort,
-    dataFile: `${config.dataDirectory}/sandbox.db`,
-    logger,
-  });
+  try {
+    return await startSandbox({
+      host: config.host,
+      port: config.sandboxPort,
+      dataFile: path.join(config.dataDirectory, 'sandbox.db'),
+      logger,
+    });
+  } catch (error) {
+    throw new Error(
+      `The sandbox sequencer failed to start on ${config.host}:${config.sandboxPort}: ${(error as Error).message} ` +
+        'Set SANDBOX_PORT to a free port, or 0 for any free port.',
+      { cause: error },
+    );
+  }
 }
 
 /** Resolves the player id from the socket handshake's `auth.token`; throws for a missing or invalid token. */
@@ -188,9 +197,13 @@ function requireKit(codePay: CodePay | undefined): CodePay {
 
 function listen(server: HttpServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (error: NodeJS.ErrnoException): void => {
+      const hint = error.code === 'EADDRINUSE' ? 'Set PORT to a free port, or 0 for any free port.' : 'Check HOST and PORT.';
+      reject(new Error(`The game server failed to listen on ${host}:${port}: ${error.message}. ${hint}`, { cause: error }));
+    };
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
