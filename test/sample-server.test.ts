@@ -184,6 +184,12 @@ describe('sample game server', () => {
     expect(response.status).toBe(200);
   });
 
+  it('publishes the sandbox wallet URL', async () => {
+    const response = await fetch(`${server.gameUrl}/api/config`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ sandbox: { walletUrl: `${server.sandboxUrl}/wallet` } });
+  });
+
   it('issues guest tokens', async () => {
     const guest = await createGuest(server.gameUrl);
     expect(guest.playerId).toMatch(/^guest_[0-9a-f-]{36}$/);

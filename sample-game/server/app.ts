@@ -80,7 +80,7 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
     response.status(503).json({ status: 'starting' });
   });
   const clientConfig: ClientConfig = {
-    sandbox: parts.sandbox === undefined ? null : { walletUrl: toLoopback(parts.sandbox.walletUrl), streamUrl: streamUrlOf(parts.sandbox.endpoint) },
+    sandbox: parts.sandbox === undefined ? null : { walletUrl: toLoopback(parts.sandbox.walletUrl) },
   };
   app.use('/api', createGameRouter({ guests, clientConfig, transaction: (fn) => requireKit(parts.kit).store.transaction(fn), logger }));
   app.use(serveGameClient(logger));
@@ -241,9 +241,4 @@ function toLoopback(url: string): string {
     parsed.hostname = '[::1]';
   }
   return parsed.toString().replace(/\/$/, '');
-}
-
-/** The sandbox's message stream URL (`ws://HOST:PORT/v1/ws`) from its RPC endpoint (`http://HOST:PORT/v1`). */
-function streamUrlOf(endpoint: string): string {
-  return `${toLoopback(endpoint).replace(/^http/, 'ws')}/ws`;
 }

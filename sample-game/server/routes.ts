@@ -13,8 +13,8 @@ import { consumeItem, readInventory, type RunInTransaction } from './inventory.j
 
 /** What the game client learns from `GET /api/config` before it boots. */
 export interface ClientConfig {
-  /** The in-process sandbox, when the server runs one: its wallet page and message stream. */
-  sandbox: { walletUrl: string; streamUrl: string } | null;
+  /** The in-process sandbox's wallet page, when the server runs a sandbox. */
+  sandbox: { walletUrl: string } | null;
 }
 
 export interface GameRouterOptions {

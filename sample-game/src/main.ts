@@ -36,8 +36,6 @@ async function boot(): Promise<void> {
             serverUrl: window.location.origin,
             auth: () => session.token,
             flow: paymentFlow(),
-            // With the sandbox, the canvas sheet follows the intent live (scanned, paid, declined).
-            streamUrl: config.sandbox?.streamUrl,
           },
         },
       ],

@@ -12,9 +12,9 @@ export interface Inventory {
   soldOut: string[];
 }
 
-/** The server's `GET /api/config`: the in-process sandbox's wallet page and message stream, if any. */
+/** The server's `GET /api/config`: the in-process sandbox's wallet page, if any. */
 export interface ClientConfig {
-  sandbox: { walletUrl: string; streamUrl: string } | null;
+  sandbox: { walletUrl: string } | null;
 }
 
 export async function fetchClientConfig(): Promise<ClientConfig> {
