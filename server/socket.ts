@@ -72,6 +72,7 @@ export class SocketLayer {
   private readonly namespaces: CodePayNamespace[] = [];
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private closed = false;
 
   constructor(options: SocketLayerOptions) {
     this.options = options;
@@ -89,6 +90,10 @@ export class SocketLayer {
     }
 
     namespace.use((socket, next) => {
+      if (this.closed) {
+        next(new Error('The payment server is shutting down; reconnect to another instance or try again later.'));
+        return;
+      }
       this.authenticate(socket).then(
         () => next(),
         (error: Error) => next(error),
@@ -100,8 +105,9 @@ export class SocketLayer {
     return namespace;
   }
 
-  /** Disconnects this instance's sockets of the namespace and stops the pushes. Called by `close()`. */
+  /** Disconnects this instance's sockets of the namespace, rejects new ones and stops the pushes. Called by `close()`. */
   close(): void {
+    this.closed = true;
     clearInterval(this.pruneTimer);
     this.unsubscribe();
     for (const namespace of this.namespaces) {

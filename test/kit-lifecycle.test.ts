@@ -97,6 +97,27 @@ describe('close', () => {
   });
 });
 
+describe('close with sockets', () => {
+  it('disconnects and rejects sockets', async () => {
+    const kit = await createCodePay({
+      ...kitOptions({ sandbox, dbFile: join(temp.dir, 'close-sockets.db'), destination: randomAddress(), grants: new GrantRecorder() }),
+      gameId: 'close-sockets',
+    });
+    const server = await startKitServer(kit);
+    const socket = await connectPlayer(server.url, 'player:alice');
+    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+
+    await kit.close();
+    const reason = await disconnected;
+    const error = await connectPlayer(server.url, 'player:alice').catch((caught: Error) => caught);
+    await server.close();
+
+    expect(reason).toBe('io server disconnect');
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/shutting down/);
+  });
+});
+
 describe('logs', () => {
   it('never contain a secret', async () => {
     const lines: string[] = [];
