@@ -32,14 +32,30 @@ void start();
 
 async function start(): Promise<void> {
   // Subscribe first, so no event is missed between the list and the subscription.
+  let disconnected = false;
   const events = new EventSource(`${API_BASE}events`);
   events.addEventListener('intent', (message) => {
     const event = JSON.parse((message as MessageEvent<string>).data) as SandboxIntentEvent;
     upsert(event.intent);
   });
-  events.addEventListener('error', () => setStatus('Live updates disconnected; the browser retries.', true));
-  events.addEventListener('open', () => setStatus('Live.'));
+  events.addEventListener('error', () => {
+    disconnected = true;
+    setStatus('Live updates disconnected; the browser retries.', true);
+  });
+  events.addEventListener('open', () => {
+    setStatus('Live.');
+    if (disconnected) {
+      // Events sent while the stream was down are lost, so reload the list.
+      disconnected = false;
+      void loadIntents();
+    }
+  });
 
+  await loadIntents();
+  readHash();
+}
+
+async function loadIntents(): Promise<void> {
   try {
     // Rows are prepended, so adding the oldest first leaves the newest on top.
     const listed = await listIntents(API_BASE);
@@ -50,8 +66,6 @@ async function start(): Promise<void> {
   } catch (error) {
     setStatus((error as Error).message, true);
   }
-
-  readHash();
 }
 
 function readHash(): void {
@@ -82,7 +96,21 @@ function acceptClientSecret(clientSecret: string): void {
   setStatus('No intent in the sandbox matches this client secret yet.', true);
 }
 
+/** How far each status is along the payment, to keep a late, older copy from replacing a newer one. */
+const STATUS_RANK: Record<SandboxIntent['status'], number> = { pending: 0, scanned: 1, paid: 2, rejected: 2 };
+
+function isOlder(candidate: SandboxIntent, current: SandboxIntent): boolean {
+  if (candidate.updatedAt !== current.updatedAt) {
+    return candidate.updatedAt < current.updatedAt;
+  }
+  return STATUS_RANK[candidate.status] < STATUS_RANK[current.status];
+}
+
 function upsert(intent: SandboxIntent): void {
+  const current = intents.get(intent.intentId);
+  if (current && isOlder(intent, current)) {
+    return;
+  }
   intents.set(intent.intentId, intent);
 
   for (const secret of pendingSecrets) {
