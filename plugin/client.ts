@@ -50,7 +50,7 @@ export interface CodePayClientOptions {
    */
   serverUrl?: string;
   auth: AuthOption;
-  /** Where consumable attempt ids persist; `localStorage` by default, memory when there is none. */
+  /** Storage for consumable attempt ids: `localStorage` by default, or memory when the page has none. */
   storage?: AttemptStorage;
   /** Prefix of every storage key the plugin writes; `codePay:` by default. */
   storagePrefix?: string;
@@ -193,7 +193,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
 
   /**
    * Asks the server to check a purchase with the sequencer now. Without an
-   * id, re-validates every open purchase the client knows of and returns
+   * id, re-validates every open purchase the client has seen and returns
    * them.
    */
   async revalidate(purchaseId: string): Promise<Purchase>;
@@ -359,10 +359,10 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   }
 
   /**
-   * Sends a request until it is acknowledged. A timeout sends the same
-   * request again, up to `maxRetries` times; a disconnect waits for the
-   * reconnect and sends it again without counting as a retry. Every request
-   * of the protocol is idempotent, so a duplicate is harmless.
+   * Sends a request until it is acknowledged. After a timeout the same
+   * request goes out again, up to `maxRetries` times. After a disconnect it
+   * goes out again once the socket reconnects, without counting as a retry.
+   * Every request of the protocol is idempotent, so a duplicate is harmless.
    */
   private async withRetries<T>(
     event: string,
@@ -626,7 +626,7 @@ function sameEntitlements(a: Entitlements, b: Entitlements): boolean {
   return true;
 }
 
-/** The error's name and message, never its payload, so a log line cannot carry a token or client secret. */
+/** Returns the error's name and message but never its payload, so a log line cannot carry a token or client secret. */
 function errorSummary(error: unknown): { name: string; message: string } {
   if (error instanceof Error) return { name: error.name, message: error.message };
   return { name: typeof error, message: String(error) };

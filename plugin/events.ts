@@ -36,7 +36,7 @@ export interface ConnectionChangedPayload {
 }
 
 export interface SyncCompletedPayload {
-  /** Every purchase the plugin knows of, after re-validation. */
+  /** Every purchase the plugin has seen in this session, after re-validation. */
   purchases: Purchase[];
   entitlements: Entitlements;
 }

@@ -241,14 +241,14 @@ export class CodePayPlugin {
     for (const listener of this.sheetListeners.splice(0)) listener();
   }
 
-  /** A browser-side report of a payment only triggers a re-validation; the grant comes from the server. */
+  /** Re-validates after a browser-side report of a payment, which is never proof: the grant comes from the server. */
   private onPaymentHint(purchaseId: string): void {
     this.client.revalidate(purchaseId).catch((error: unknown) => {
       this.log.warn({ purchaseId, err: { message: error instanceof Error ? error.message : String(error) } }, 'code-pay: re-validation after a payment hint failed');
     });
   }
 
-  /** A decline reported by the stream is passed on, so the server can mark the purchase `cancelled`. */
+  /** Passes a decline reported by the stream on to the server, so it can mark the purchase `cancelled`. */
   private onDeclineHint(purchaseId: string): void {
     this.client.reportDeclined(purchaseId).catch((error: unknown) => {
       this.log.warn({ purchaseId, err: { message: error instanceof Error ? error.message : String(error) } }, 'code-pay: reporting a decline failed');

@@ -1,8 +1,8 @@
 // The plugin inside real Phaser 4 and Phaser 3 games in headless Chromium,
-// against the fake kit on loopback: the canvas sheet opens, shows the scan
-// code and the status, blocks input to the scene below, follows the server
-// to the grant, rejects with `closed` when the player cancels, and reopens
-// for the same purchase after a reload.
+// against the fake kit on loopback. The canvas sheet opens, shows the scan
+// code and the status, and blocks input to the scene below. It follows the
+// server to the grant, rejects with `closed` when the player cancels, and
+// reopens for the same purchase after a reload.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {

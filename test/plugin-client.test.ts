@@ -58,7 +58,7 @@ afterEach(async () => {
 });
 
 describe('CodePayClient', () => {
-  it('stores the attempt id before sending', async () => {
+  it('stores attempt id before sending', async () => {
     const storage = new MemoryStorage();
     const seen: (string | null)[] = [];
     kit.onPurchaseRequest = (request) => {
@@ -74,7 +74,7 @@ describe('CodePayClient', () => {
     expect(purchase.attemptId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('reuses the attempt id after a reload', async () => {
+  it('reuses attempt id after reload', async () => {
     const storage = new MemoryStorage();
     const first = await createClient({ storage }).requestPurchase('gems');
     clients[0]!.destroy();
@@ -86,7 +86,7 @@ describe('CodePayClient', () => {
     expect(kit.purchases.size).toBe(1);
   });
 
-  it('clears the attempt id once granted', async () => {
+  it('clears attempt id once granted', async () => {
     const storage = new MemoryStorage();
     const client = createClient({ storage });
     const first = await client.requestPurchase('gems');
@@ -102,7 +102,7 @@ describe('CodePayClient', () => {
     expect(kit.purchases.size).toBe(2);
   });
 
-  it('sends the same request again after a dropped acknowledgement', async () => {
+  it('resends after a dropped acknowledgement', async () => {
     const client = createClient();
     await client.catalog();
     kit.dropNextAcks('purchase', 1);

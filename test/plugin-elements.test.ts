@@ -1,7 +1,7 @@
 // The `elements` flow in headless Chromium with the unmodified
-// `@code-wallet/elements`. Requests to Code's SDK host are answered by a
-// stub iframe page from the route handler, so nothing leaves the machine;
-// the stub talks to the element over postMessage the way Code's iframe does
+// `@code-wallet/elements`. The route handler serves a stub iframe page for
+// requests to Code's SDK host, so nothing leaves the machine. The stub
+// sends events to the element over postMessage the way Code's iframe does
 // (`{ id: channelId, type: 'event', payload: { event } }`).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';

@@ -90,12 +90,12 @@ export class FakeKit {
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
   }
 
-  /** The next `count` requests of `event` are handled but never acknowledged, as if the acknowledgement was lost. */
+  /** Handles the next `count` requests of `event` without acknowledging them, as if the acknowledgement was lost. */
   dropNextAcks(event: Event, count = 1): void {
     this.dropAcks.set(event, count);
   }
 
-  /** The next `count` requests of `event` are handled, then the transport closes before the acknowledgement. */
+  /** Handles the next `count` requests of `event`, then closes the transport before acknowledging them. */
   disconnectBeforeNextAcks(event: Event, count = 1): void {
     this.disconnectBeforeAck.set(event, count);
   }

@@ -1,6 +1,6 @@
 // A stand-in for the sequencer's `Messaging.OpenMessageStream` WebSocket
-// endpoint, for the plugin's stream tests: it decodes the open request,
-// verifies its signature against the rendezvous key, and lets a test push
+// endpoint, for the plugin's stream tests. It decodes the open request and
+// verifies its signature against the rendezvous key. A test then pushes
 // messages (`codeScanned`, `clientRejectedPayment`, `intentSubmitted`) to the
 // stream of one rendezvous key.
 import { createServer, type Server as HttpServer } from 'node:http';

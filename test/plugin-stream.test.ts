@@ -1,7 +1,7 @@
 // The canvas sheet following an intent on the sequencer's message stream,
-// in Phaser 4 in headless Chromium: the kit publishes the stream URL in its
-// catalog acknowledgement, the sheet opens a signed stream for the
-// rendezvous key, and stream messages change the status or trigger a
+// in Phaser 4 in headless Chromium. The fake kit publishes the stream URL in
+// its catalog acknowledgement, and the sheet opens a signed stream for the
+// rendezvous key. Stream messages change the status or trigger a
 // re-validation, never a grant.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';

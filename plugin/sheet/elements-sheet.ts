@@ -4,7 +4,7 @@
 // The element teleports its iframes to `document.body` and styles them
 // `position: fixed` over the whole viewport. A fullscreen game shows only
 // the element it went fullscreen with, so the sheet redirects the teleport
-// into a host element inside that element (or the canvas's parent), and the
+// into a host element inside that element (or the canvas's parent). The
 // host's `transform` makes it the containing block of the fixed iframes, so
 // they cover the game instead of the page. The element also sizes its
 // iframes `100dvw` × `100dvh`, which would centre the payment page on the
@@ -33,7 +33,7 @@ interface CodeElement {
 
 export class ElementsSheet implements PaymentSheet {
   readonly purchaseId: string;
-  /** The element that holds the sheet; exposed for tests and for games that restyle it. */
+  /** Element that contains the sheet, public for tests and for games that restyle it. */
   readonly host: HTMLDivElement;
 
   private currentStatus: SheetStatus;

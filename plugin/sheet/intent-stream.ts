@@ -1,7 +1,7 @@
 // Follows an intent on the sequencer's message stream
 // (`Messaging.OpenMessageStream` over a WebSocket, through `RpcStream` from
 // `@code-wallet/rpc`), so the sheet can show "scanned" and "declined" before
-// the server knows. Every message is only a hint: the purchase state comes
+// the server learns of them. Every message is only a hint: the purchase state comes
 // from the server.
 import { ed25519 } from '@noble/curves/ed25519';
 import type { Rendezvous } from './rendezvous.js';
@@ -20,7 +20,7 @@ export interface IntentStreamHandlers {
 /**
  * Opens the stream for the rendezvous key and returns a function that closes
  * it. The open request is signed with the rendezvous private key, which
- * proves the plugin knows the intent's client secret.
+ * proves the plugin has the intent's client secret.
  */
 export async function followIntent(streamUrl: string, rendezvous: Rendezvous, handlers: IntentStreamHandlers): Promise<() => void> {
   const rpc = await import('@code-wallet/rpc');

@@ -1,4 +1,4 @@
-/** What the payment sheet shows; each value follows the purchase state or a hint from the sequencer's stream. */
+/** Status of the payment sheet, set from the purchase state or from a hint of the sequencer's stream. */
 export type SheetStatus = 'loading' | 'waiting' | 'scanned' | 'paid' | 'granted' | 'declined' | 'expired' | 'failed' | 'error';
 
 /** Every text on the payment sheet, so a game can translate it. */

@@ -22,7 +22,7 @@ export interface SheetContext {
   onDeclineHint: () => void;
 }
 
-/** The sheet status for a purchase state. */
+/** Maps a purchase state to the sheet status that shows it. */
 export function statusForState(state: PurchaseState): SheetStatus {
   switch (state) {
     case 'pending':
