@@ -51,22 +51,22 @@ export function parsePurchaseState(value: unknown): PurchaseState {
   return value;
 }
 
-/** Whether the state machine allows `from → to` by any path, the grant step included. */
+/** Returns true when the state machine allows `from → to` by any path, the grant step included. */
 export function canMove(from: PurchaseState, to: PurchaseState): boolean {
   return MOVES[from].includes(to);
 }
 
-/** Whether `from → to` is made only by the grant step. */
+/** Returns true when only the grant step makes the move `from → to`. */
 export function isGrantMove(from: PurchaseState, to: PurchaseState): boolean {
   return GRANT_MOVES[from].includes(to);
 }
 
-/** Whether a plain transition (webhook, polling, re-validation, expiry) may move `from → to`. */
+/** Returns true when a plain transition (webhook, polling, re-validation, expiry) may move `from → to`. */
 export function canTransition(from: PurchaseState, to: PurchaseState): boolean {
   return canMove(from, to) && !isGrantMove(from, to);
 }
 
-/** The states from which a plain transition may reach `to`; empty for `granted`. */
+/** Lists the states from which a plain transition may reach `to`. The list is empty for `granted`. */
 export function statesThatCanTransitionTo(to: PurchaseState): PurchaseState[] {
   return PURCHASE_STATES.filter((from) => canTransition(from, to));
 }

@@ -9,7 +9,7 @@ import type { NewPurchase, PaymentReview, TransitionRequest, TransitionSource } 
 
 const TRANSITION_SOURCES: readonly TransitionSource[] = ['create', 'webhook', 'poll', 'revalidate', 'reconcile', 'grant', 'expire', 'stream'];
 
-/** Longest free text the store keeps (transition details, grant errors); longer text is cut. */
+/** Maximum length of free text the store keeps (transition details, grant errors). Longer text is truncated. */
 export const MAX_TEXT_LENGTH = 2_000;
 
 const id = z.string().min(1).max(200);

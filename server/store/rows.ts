@@ -57,7 +57,7 @@ function toNumberOrNull(value: number | string | null): number | null {
 
 function toKind(value: string): PurchaseKind {
   if (!(PURCHASE_KINDS as readonly string[]).includes(value)) {
-    throw new CodePayError('internal', `The purchase store holds an unknown purchase kind ${JSON.stringify(value)}.`);
+    throw new CodePayError('internal', `Invalid purchase kind ${JSON.stringify(value)} in the purchase store; was the database changed outside the kit?`);
   }
   return value as PurchaseKind;
 }

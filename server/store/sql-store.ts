@@ -10,6 +10,7 @@
 
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Entitlements, PurchaseState } from '../../protocol/index.js';
 import { OPEN_STATES } from '../../protocol/index.js';
 import { CodePayError } from '../errors.js';
@@ -24,7 +25,6 @@ import {
   parseTransitionRequest,
   truncateText,
 } from './input.js';
-import { z } from 'zod';
 import { runMigrations } from './migrations.js';
 import { toPaymentReview, toStoredPurchase, toTransitionLogEntry } from './rows.js';
 import type { PurchaseRow, ReviewRow, TransitionRow } from './rows.js';
@@ -43,7 +43,7 @@ import type {
   TransitionSource,
 } from './types.js';
 
-/** A state list as SQL literals; states are fixed constants, never caller input. */
+/** Formats states as a list of SQL literals. States are fixed constants here, never caller input. */
 function stateList(states: readonly PurchaseState[]): string {
   return states
     .map((state) => {
@@ -66,8 +66,9 @@ interface TransitionLogLine {
   source: TransitionSource;
 }
 
-const purchaseId = z.string().min(1).max(200);
-const timestamp = z.number().int().nonnegative();
+/** Purchase, player and item ids, idempotency keys and intent ids. */
+const idSchema = z.string().min(1).max(200);
+const timestampSchema = z.number().int().nonnegative();
 
 export class SqlPurchaseStore implements PurchaseStore {
   readonly dialect: StoreDriver['dialect'];
@@ -92,28 +93,28 @@ export class SqlPurchaseStore implements PurchaseStore {
     return this.driver.close();
   }
 
-  getById(id: string): Promise<StoredPurchase | undefined> {
-    parseInput(purchaseId, id, 'getById');
+  async getById(id: string): Promise<StoredPurchase | undefined> {
+    parseInput(idSchema, id, 'getById');
     return this.read((tx) => this.selectPurchase(tx, 'id = $1', [id]));
   }
 
-  getByKey(idempotencyKey: string): Promise<StoredPurchase | undefined> {
-    parseInput(purchaseId, idempotencyKey, 'getByKey');
+  async getByKey(idempotencyKey: string): Promise<StoredPurchase | undefined> {
+    parseInput(idSchema, idempotencyKey, 'getByKey');
     return this.read((tx) => this.selectPurchase(tx, 'idempotency_key = $1', [idempotencyKey]));
   }
 
-  getByIntentId(intentId: string): Promise<StoredPurchase | undefined> {
-    parseInput(purchaseId, intentId, 'getByIntentId');
+  async getByIntentId(intentId: string): Promise<StoredPurchase | undefined> {
+    parseInput(idSchema, intentId, 'getByIntentId');
     return this.read((tx) => this.selectPurchase(tx, 'intent_id = $1', [intentId]));
   }
 
-  listByPlayer(playerId: string): Promise<StoredPurchase[]> {
-    parseInput(purchaseId, playerId, 'listByPlayer');
+  async listByPlayer(playerId: string): Promise<StoredPurchase[]> {
+    parseInput(idSchema, playerId, 'listByPlayer');
     return this.read((tx) => this.selectPurchases(tx, 'player_id = $1 ORDER BY created_at, id', [playerId]));
   }
 
-  entitlements(playerId: string): Promise<Entitlements> {
-    parseInput(purchaseId, playerId, 'entitlements');
+  async entitlements(playerId: string): Promise<Entitlements> {
+    parseInput(idSchema, playerId, 'entitlements');
     return this.read(async (tx) => {
       const rows = await tx.query<{ item_id: string; grants: number | string }>(
         `SELECT item_id, COUNT(*) AS grants FROM code_pay_purchases
@@ -129,8 +130,8 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  transitions(id: string): Promise<TransitionLogEntry[]> {
-    parseInput(purchaseId, id, 'transitions');
+  async transitions(id: string): Promise<TransitionLogEntry[]> {
+    parseInput(idSchema, id, 'transitions');
     return this.read(async (tx) => {
       const rows = await tx.query<TransitionRow>(
         'SELECT purchase_id, from_state, to_state, source, detail, at FROM code_pay_transitions WHERE purchase_id = $1 ORDER BY id',
@@ -174,8 +175,8 @@ export class SqlPurchaseStore implements PurchaseStore {
         return { purchase: stored, created: true };
       }
 
-      // The insert hit a unique constraint. Under the same key that is the
-      // retry this method exists for; under another key the purchase id or
+      // The insert hit a unique constraint. Under the same key, this is a retry
+      // and returns the stored purchase. Under another key, the purchase id or
       // intent id is already taken, which is a bug in the caller.
       const existing = await this.selectPurchase(tx, 'idempotency_key = $1', [purchase.idempotencyKey]);
       if (existing === undefined) {
@@ -225,8 +226,8 @@ export class SqlPurchaseStore implements PurchaseStore {
   }
 
   async grant(id: string, handler: GrantHandler, at: number): Promise<GrantOutcome> {
-    parseInput(purchaseId, id, 'grant');
-    parseInput(timestamp, at, 'grant');
+    parseInput(idSchema, id, 'grant');
+    parseInput(timestampSchema, at, 'grant');
     if (typeof handler !== 'function') {
       throw new CodePayError('invalid_request', 'Invalid input to store.grant(): the grant handler must be a function.', { purchaseId: id });
     }
@@ -274,9 +275,9 @@ export class SqlPurchaseStore implements PurchaseStore {
   }
 
   async recordGrantFailure(id: string, message: string, nextGrantAt: number): Promise<void> {
-    parseInput(purchaseId, id, 'recordGrantFailure');
+    parseInput(idSchema, id, 'recordGrantFailure');
     parseInput(z.string(), message, 'recordGrantFailure');
-    parseInput(timestamp, nextGrantAt, 'recordGrantFailure');
+    parseInput(timestampSchema, nextGrantAt, 'recordGrantFailure');
 
     await this.driver.transaction(async (tx) => {
       const updated = await tx.execute(
@@ -290,8 +291,8 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  listGrantsDue(now: number, limit: number): Promise<StoredPurchase[]> {
-    parseInput(timestamp, now, 'listGrantsDue');
+  async listGrantsDue(now: number, limit: number): Promise<StoredPurchase[]> {
+    parseInput(timestampSchema, now, 'listGrantsDue');
     parseInput(pageLimit, limit, 'listGrantsDue');
     return this.read((tx) =>
       this.selectPurchases(
@@ -302,8 +303,8 @@ export class SqlPurchaseStore implements PurchaseStore {
     );
   }
 
-  listChecksDue(now: number, limit: number): Promise<StoredPurchase[]> {
-    parseInput(timestamp, now, 'listChecksDue');
+  async listChecksDue(now: number, limit: number): Promise<StoredPurchase[]> {
+    parseInput(timestampSchema, now, 'listChecksDue');
     parseInput(pageLimit, limit, 'listChecksDue');
     return this.read((tx) =>
       this.selectPurchases(
@@ -315,8 +316,8 @@ export class SqlPurchaseStore implements PurchaseStore {
   }
 
   async scheduleCheck(id: string, nextCheckAt: number | null, checkAttempts: number): Promise<void> {
-    parseInput(purchaseId, id, 'scheduleCheck');
-    parseInput(timestamp.nullable(), nextCheckAt, 'scheduleCheck');
+    parseInput(idSchema, id, 'scheduleCheck');
+    parseInput(timestampSchema.nullable(), nextCheckAt, 'scheduleCheck');
     parseInput(z.number().int().nonnegative(), checkAttempts, 'scheduleCheck');
 
     await this.driver.transaction(async (tx) => {
@@ -330,8 +331,8 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  listOpen(afterId: string | null, limit: number): Promise<StoredPurchase[]> {
-    parseInput(purchaseId.nullable(), afterId, 'listOpen');
+  async listOpen(afterId: string | null, limit: number): Promise<StoredPurchase[]> {
+    parseInput(idSchema.nullable(), afterId, 'listOpen');
     parseInput(pageLimit, limit, 'listOpen');
     return this.read((tx) => {
       if (afterId === null) {
@@ -341,7 +342,7 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome> {
+  async acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome> {
     parseInput(holdSchema, { itemId, playerId, now, expiresAt }, 'acquireHold');
 
     return this.driver.transaction(async (tx): Promise<HoldOutcome> => {
@@ -352,7 +353,7 @@ export class SqlPurchaseStore implements PurchaseStore {
 
       // One statement takes a free or lapsed hold, or extends the caller's own
       // (never shortening it), so concurrent callers on PostgreSQL cannot both win.
-      const taken = await tx.query<{ player_id: string; expires_at: number | string }>(
+      const claimedHold = await tx.query<{ player_id: string; expires_at: number | string }>(
         `INSERT INTO code_pay_holds (item_id, player_id, expires_at) VALUES ($1, $2, $3)
           ON CONFLICT (item_id) DO UPDATE SET
             expires_at = CASE
@@ -365,8 +366,8 @@ export class SqlPurchaseStore implements PurchaseStore {
           RETURNING player_id, expires_at`,
         [itemId, playerId, expiresAt, now],
       );
-      if (taken.length === 1) {
-        return { status: 'held', expiresAt: Number(taken[0].expires_at), holderPlayerId: playerId };
+      if (claimedHold.length === 1) {
+        return { status: 'held', expiresAt: Number(claimedHold[0].expires_at), holderPlayerId: playerId };
       }
 
       const hold = await this.selectHold(tx, itemId);
@@ -377,9 +378,9 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  getHold(itemId: string, now: number): Promise<HoldOutcome | undefined> {
-    parseInput(purchaseId, itemId, 'getHold');
-    parseInput(timestamp, now, 'getHold');
+  async getHold(itemId: string, now: number): Promise<HoldOutcome | undefined> {
+    parseInput(idSchema, itemId, 'getHold');
+    parseInput(timestampSchema, now, 'getHold');
 
     return this.read(async (tx): Promise<HoldOutcome | undefined> => {
       const owner = await this.selectOwner(tx, itemId);
@@ -400,7 +401,7 @@ export class SqlPurchaseStore implements PurchaseStore {
     await this.driver.transaction((tx) => this.insertReview(tx, review));
   }
 
-  listReviews(): Promise<PaymentReview[]> {
+  async listReviews(): Promise<PaymentReview[]> {
     return this.read(async (tx) => {
       const rows = await tx.query<ReviewRow>(
         'SELECT id, kind, intent_id, purchase_id, payload, created_at FROM code_pay_reviews ORDER BY id',
@@ -409,9 +410,9 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
-  transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     if (typeof fn !== 'function') {
-      return Promise.reject(new CodePayError('invalid_request', 'Invalid input to store.transaction(): expected a function.'));
+      throw new CodePayError('invalid_request', 'Invalid input to store.transaction(): expected a function.');
     }
     return this.driver.transaction(fn);
   }
@@ -447,7 +448,7 @@ export class SqlPurchaseStore implements PurchaseStore {
   }
 
   /**
-   * One conditional update and its log row. The `WHERE state IN (…)` repeats
+   * Applies one conditional update and writes its log row. The `WHERE state IN (…)` repeats
    * the state machine's check in the database, so a concurrent move on
    * another connection can never be overwritten.
    */

@@ -3,9 +3,9 @@
 //
 // `better-sqlite3` runs statements synchronously, but a grant handler is async
 // and must commit together with the `granted` mark. So every transaction of the
-// process on one database file goes through one async queue: the driver opens
-// `BEGIN IMMEDIATE`, awaits the callback, then commits (or rolls back when it
-// throws), and nothing else touches that file from this process in between.
+// process on one database file goes through one async queue. The driver opens
+// `BEGIN IMMEDIATE`, awaits the callback, then commits, or rolls back when it
+// throws. Nothing else touches that file from this process in between.
 // Another process on the same file waits on SQLite's write lock for up to the
 // busy timeout. The cost: a slow grant handler delays every other store call.
 
