@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { paymentIntents } from '@code-wallet/client';
+import { PaymentRequestIntent } from '@code-wallet/intents';
 import type { SandboxHandle } from '../server/sandbox/index.js';
 import { ensureSandboxBundles } from './sandbox-pages-bundles.js';
 import { makeTempDir, randomAddress, startTestSandbox } from './sandbox-helpers.js';
@@ -146,19 +147,17 @@ async function createIntent(): Promise<{ id: string; clientSecret: string; desti
 }
 
 /** Creates and mounts an element of the given type on the game page and records what it emits in `window.results`. */
-async function mountElement(page: Page, type: 'page' | 'button', clientSecret: string, destination: string): Promise<void> {
+async function mountElement(page: Page, type: 'page' | 'button', options: Record<string, unknown>): Promise<void> {
   await page.goto(gameUrl);
   await page.evaluate(
-    ({ elementType, secret, to }) => {
+    ({ elementType, elementOptions }) => {
       const results: Array<{ event: string; intent?: string }> = [];
       (window as unknown as { results: typeof results }).results = results;
 
       type Element = { on: (event: string, callback: (args: never) => unknown) => void; mount: (selector: string) => void };
       const sdk = (window as unknown as { code: { elements: { create: (kind: string, options: object) => Record<string, Element> } } })
         .code;
-      const element = sdk.elements.create(elementType, { currency: 'usd', destination: to, amount: 0.25, clientSecret: secret })[
-        elementType
-      ]!;
+      const element = sdk.elements.create(elementType, elementOptions)[elementType]!;
 
       element.on('success', (args: { intent: string }) => {
         results.push({ event: 'success', intent: args.intent });
@@ -173,7 +172,7 @@ async function mountElement(page: Page, type: 'page' | 'button', clientSecret: s
       });
       element.mount('#checkout');
     },
-    { elementType: type, secret: clientSecret, to: destination },
+    { elementType: type, elementOptions: { currency: 'usd', amount: 0.25, ...options } },
   );
 }
 
@@ -198,7 +197,7 @@ describe.skipIf(!hasChromium)('elements package against the sandbox', () => {
     const intent = await createIntent();
 
     await withPage('page-success', async (page) => {
-      await mountElement(page, 'page', intent.clientSecret, intent.destination);
+      await mountElement(page, 'page', { clientSecret: intent.clientSecret, destination: intent.destination });
       await payInCard(page, intent.id);
 
       await expect.poll(() => results(page), { timeout: 15_000 }).toEqual([{ event: 'success', intent: intent.id }]);
@@ -211,7 +210,7 @@ describe.skipIf(!hasChromium)('elements package against the sandbox', () => {
     const intent = await createIntent();
 
     await withPage('button-success', async (page) => {
-      await mountElement(page, 'button', intent.clientSecret, intent.destination);
+      await mountElement(page, 'button', { clientSecret: intent.clientSecret, destination: intent.destination });
       await page.frameLocator('iframe[name="payment-request-button"]').locator('#invoke').click();
       await payInCard(page, intent.id);
 
@@ -221,11 +220,26 @@ describe.skipIf(!hasChromium)('elements package against the sandbox', () => {
     expect(await intentStatus(intent.id)).toBe('paid');
   });
 
+  it('page element creates its intent', async () => {
+    const destination = randomAddress();
+    const idempotencyKey = `elements-test-browser-only-${process.pid}-${Date.now()}`;
+    const intentId = new PaymentRequestIntent({ destination, amount: 0.25, currency: 'usd', idempotencyKey }).getIntentId();
+
+    await withPage('page-create', async (page) => {
+      await mountElement(page, 'page', { idempotencyKey, destination });
+      await payInCard(page, intentId);
+
+      await expect.poll(() => results(page), { timeout: 15_000 }).toEqual([{ event: 'success', intent: intentId }]);
+    });
+
+    expect(await intentStatus(intentId)).toBe('paid');
+  });
+
   it('declining emits cancel', async () => {
     const intent = await createIntent();
 
     await withPage('page-cancel', async (page) => {
-      await mountElement(page, 'page', intent.clientSecret, intent.destination);
+      await mountElement(page, 'page', { clientSecret: intent.clientSecret, destination: intent.destination });
       const frame = page.frameLocator('iframe[name="payment-request-card"]');
       await expect.poll(() => frame.locator('#decline').isEnabled(), { timeout: 15_000 }).toBe(true);
       await frame.locator('#decline').click();

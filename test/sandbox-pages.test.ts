@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { paymentIntents } from '@code-wallet/client';
+import { PaymentRequestIntent } from '@code-wallet/intents';
 import type { SandboxHandle } from '../server/sandbox/index.js';
 import { ensureSandboxBundles } from './sandbox-pages-bundles.js';
 import { makeTempDir, randomAddress, startTestSandbox } from './sandbox-helpers.js';
@@ -232,6 +233,35 @@ describe.skipIf(!hasChromium)('sandbox elements pages', () => {
 
     const stored = await getJson<{ status: string }>(`/control/intents/${intent.id}`);
     expect(stored.status).toBe('paid');
+  });
+
+  it('modal creates a missing intent', async () => {
+    const destination = randomAddress();
+    const idempotencyKey = `pages-test-browser-only-${process.pid}-${Date.now()}`;
+    const intentId = new PaymentRequestIntent({ destination, amount: 0.25, currency: 'usd', idempotencyKey }).getIntentId();
+    const channelId = 'channel-create';
+
+    await withPage('elements-create', async (page) => {
+      await mountElementsPage(page, 'payment-request-modal-mobile', channelId, {
+        mode: 'payment',
+        amount: 0.25,
+        currency: 'usd',
+        destination,
+        idempotencyKey,
+      });
+
+      await postToIframe(page, channelId, 'beforeInvoke');
+      await postToIframe(page, channelId, 'afterInvoke');
+
+      const frame = page.frameLocator('iframe[name="elements"]');
+      await expect.poll(() => frame.locator('#pay').isEnabled()).toBe(true);
+      await frame.locator('#pay').click();
+      await waitForEvent(page, 'intentSubmitted');
+    });
+
+    const stored = await getJson<{ status: string; destination: string }>(`/control/intents/${intentId}`);
+    expect(stored.status).toBe('paid');
+    expect(stored.destination).toBe(destination);
   });
 
   it('page reports a decline', async () => {

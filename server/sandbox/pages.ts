@@ -70,6 +70,11 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
   router.use('/sandbox-web', serveBundles);
   router.use('/sdk/sandbox-web', serveBundles);
 
+  // Code's elements pages call the sequencer on their own origin; forward those calls to the unary endpoint.
+  router.post(['/sdk/v1/api', '/sdk/v1/api/'], express.raw({ type: () => true, limit: MAX_UNARY_BODY_BYTES }), (request, response) => {
+    void forwardUnary(options.baseUrl(), request.body as Buffer, response, logger);
+  });
+
   router.get('/wallet', (_request, response) => {
     if (!findBundleDir()) {
       sendNotBuilt(response);
@@ -104,6 +109,24 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
   });
 
   return router;
+}
+
+/** Largest unary request body forwarded from the elements pages, in bytes. */
+const MAX_UNARY_BODY_BYTES = 64 * 1024;
+
+async function forwardUnary(baseUrl: string, body: Buffer, response: Response, logger: Logger): Promise<void> {
+  try {
+    const answer = await fetch(`${baseUrl}/v1/api/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(Buffer.isBuffer(body) ? body : Buffer.alloc(0)),
+    });
+    const bytes = Buffer.from(await answer.arrayBuffer());
+    response.status(answer.status).type(answer.headers.get('content-type') ?? 'application/octet-stream').send(bytes);
+  } catch (error) {
+    logger.error({ err: error }, 'forwarding a unary RPC from an elements page failed');
+    response.status(502).type('text/plain').send('The sandbox could not forward the RPC to its unary endpoint; see its log.');
+  }
 }
 
 function sendHtml(response: Response, html: string): void {

@@ -193,6 +193,13 @@ async function startPayment(): Promise<void> {
   setStatus('Waiting for the wallet.');
 
   try {
+    await createIntentIfMissing(intent);
+  } catch (error) {
+    reportError((error as Error).message);
+    return;
+  }
+
+  try {
     await openStream(intent);
   } catch (error) {
     // NOTE: Playwright's routeWebSocket does not reach cross-origin iframes, and Chromium's
@@ -204,6 +211,48 @@ async function startPayment(): Promise<void> {
 
   byId<HTMLButtonElement>('pay').disabled = false;
   byId<HTMLButtonElement>('decline').disabled = false;
+}
+
+/**
+ * Sends the payment request to the sequencer when `GetStatus` reports that
+ * it does not exist, as Code's pages do, so an element given only an
+ * idempotency key in the browser still works.
+ */
+async function createIntentIfMissing(intent: PaymentRequestIntent): Promise<void> {
+  const statusRequest = new proto.GetStatusRequest({
+    intentId: { value: intent.rendezvousKeypair.getPublicKey().value },
+  });
+  const status = proto.GetStatusResponse.fromBinary(
+    await callUnary('MicroPayment', 'getStatus', statusRequest.toBinary()),
+  );
+  if (status.exists) {
+    return;
+  }
+
+  const sendRequest = await intent.getSendMessageRequestProto();
+  const sent = proto.SendMessageResponse.fromBinary(await callUnary('Messaging', 'sendMessage', sendRequest.toBinary()));
+  if (sent.result !== proto.SendMessageResponse_Result.OK) {
+    throw new Error(`creating the intent failed: SendMessage returned ${proto.SendMessageResponse_Result[sent.result]}`);
+  }
+}
+
+/** Calls a unary RPC through the page's own origin and returns the response body. */
+async function callUnary(service: string, method: string, body: Uint8Array): Promise<Uint8Array> {
+  const request = new proto.Common.Request({ service, method, body });
+  const response = await fetch(`${sandboxPrefix}v1/api/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: request.toBinary() as BodyInit,
+  });
+  if (!response.ok) {
+    throw new Error(`${service}.${method} failed: HTTP ${response.status}`);
+  }
+
+  const envelope = proto.Common.Response.fromBinary(new Uint8Array(await response.arrayBuffer()));
+  if (envelope.result !== proto.Common.Response_Result.OK) {
+    throw new Error(`${service}.${method} failed: ${envelope.message}`);
+  }
+  return envelope.body;
 }
 
 /** Opens the intent's message stream, signed with the rendezvous key, and relays its messages to the parent. */
