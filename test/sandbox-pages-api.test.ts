@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
+import bs58 from 'bs58';
+import * as proto from '@code-wallet/rpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentIntents } from '@code-wallet/client';
 import type { SandboxHandle } from '../server/sandbox/index.js';
@@ -137,6 +139,28 @@ describe('elements page routes', () => {
       expect(html, page).toContain('../../../sandbox-web/elements.js');
       expect(html, page).toContain(`<meta name="sandbox-url" content="${sandbox.url}">`);
     }
+  });
+});
+
+describe('elements page RPC forwarding', () => {
+  it('forwards unary calls', async () => {
+    const intentId = await createIntent();
+    const body = new proto.GetStatusRequest({ intentId: { value: bs58.decode(intentId) } }).toBinary();
+    const request = new proto.Common.Request({ service: 'MicroPayment', method: 'getStatus', body });
+
+    const response = await fetch(`${sandbox.url}/sdk/v1/api/`, { method: 'POST', body: Buffer.from(request.toBinary()) });
+    const envelope = proto.Common.Response.fromBinary(new Uint8Array(await response.arrayBuffer()));
+
+    expect(response.status).toBe(200);
+    expect(envelope.result).toBe(proto.Common.Response_Result.OK);
+    expect(proto.GetStatusResponse.fromBinary(envelope.body).exists).toBe(true);
+  });
+
+  it('rejects an oversized body', async () => {
+    const response = await fetch(`${sandbox.url}/sdk/v1/api/`, { method: 'POST', body: Buffer.alloc(100 * 1024) });
+
+    expect(response.status).toBe(413);
+    expect(await response.text()).toMatch(/Invalid RPC body/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { Router, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
 import type { SandboxContext } from './context.js';
 import { createWalletRoutes } from './wallet-routes.js';
@@ -106,6 +106,19 @@ export function createSandboxPagesRouter(context: SandboxContext, options: Sandb
       return;
     }
     sendHtml(response, elementsHtml(page, options.baseUrl()));
+  });
+
+  router.use((error: unknown, request: Request, response: Response, next: NextFunction) => {
+    const bodyError = error as { type?: string; status?: number; message?: string };
+    if (bodyError.type === 'entity.too.large' || bodyError.type === 'request.aborted') {
+      logger.warn({ path: request.path, type: bodyError.type }, 'elements page RPC body rejected');
+      response
+        .status(bodyError.status ?? 400)
+        .type('text/plain')
+        .send(`Invalid RPC body: ${bodyError.message ?? bodyError.type}; the limit is ${MAX_UNARY_BODY_BYTES} bytes.`);
+      return;
+    }
+    next(error);
   });
 
   return router;
