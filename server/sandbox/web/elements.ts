@@ -202,7 +202,7 @@ async function startPayment(): Promise<void> {
   try {
     await openStream(intent);
   } catch (error) {
-    // NOTE: Playwright's routeWebSocket does not reach cross-origin iframes, and Chromium's
+    // NOTE: Playwright 1.65's routeWebSocket does not reach cross-origin iframes, and Chromium 156's
     // local network access checks block a mapped https page from ws://127.0.0.1, so a
     // page loaded through an sdk.getcode.com mapping polls the wallet API instead.
     console.warn(`sandbox: ${(error as Error).message}; polling the wallet API for the intent's state`);
