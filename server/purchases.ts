@@ -25,6 +25,9 @@ import type { ConfirmationSource, KitMetrics } from './metrics.js';
 import type { IntentStatus, SequencerClient } from './sequencer.js';
 import type { GrantHandler, PurchaseStore, StoredPurchase, TransitionSource } from './store/types.js';
 
+/** Hold of a paid `unique` item for its payer until the grant commits (ms); the grant ends it by making the item owned. */
+const PAID_UNIQUE_HOLD_MS = 365 * 24 * 60 * 60_000;
+
 export interface PurchaseServiceOptions {
   gameId: string;
   catalog: readonly CatalogItem[];
@@ -239,6 +242,9 @@ export class PurchaseService {
     if (result.changed) {
       this.logTransition(result.purchase, result.from, source, detail);
       this.metrics.observeConfirmation(Math.max(0, at - purchase.createdAt) / 1000, source);
+      if (result.purchase.kind === 'unique') {
+        await this.holdPaidUniqueItem(result.purchase, at);
+      }
       this.notify(result.purchase);
     } else if (result.purchase.state === 'failed') {
       this.logger.warn(
@@ -374,6 +380,25 @@ export class PurchaseService {
         throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
       }
       throw new CodePayError('sold_out', `"${item.id}" was sold to another player.`, { playerId, itemId: item.id });
+    }
+  }
+
+  /**
+   * Keeps a paid `unique` item reserved for its payer until the grant commits,
+   * so no other player can start paying for it while a failing grant handler
+   * is retried past the original hold.
+   */
+  private async holdPaidUniqueItem(purchase: StoredPurchase, now: number): Promise<void> {
+    try {
+      const hold = await this.store.acquireHold(purchase.itemId, purchase.playerId, now, now + PAID_UNIQUE_HOLD_MS);
+      if (hold.status === 'reserved') {
+        this.logger.warn(
+          purchaseLogFields(purchase),
+          'paid unique item is held by another player; the first grant to commit owns it and a later one is a conflicting payment',
+        );
+      }
+    } catch (error) {
+      this.logger.error({ ...purchaseLogFields(purchase), err: error }, 'could not extend the hold of a paid unique item');
     }
   }
 

@@ -189,6 +189,22 @@ describe('unique items', () => {
     await expectCode(kit.createPurchase('alice', { itemId: 'crown' }), 'reserved');
   });
 
+  it('keeps a paid item reserved until granted', async () => {
+    const grants = new GrantRecorder();
+    grants.failures = Number.MAX_SAFE_INTEGER;
+    const { kit } = await startKit({ grants, overrides: { uniqueHoldMs: 100 } });
+    const alice = await kit.createPurchase('alice', { itemId: 'crown' });
+    await payIntent(sandbox, alice.intentId);
+    await waitForState(kit, alice.id, 'paid');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+
+    await expectCode(kit.createPurchase('bob', { itemId: 'crown' }), 'reserved');
+    grants.failures = 0;
+    await waitForState(kit, alice.id, 'granted');
+    await expectCode(kit.createPurchase('bob', { itemId: 'crown' }), 'sold_out');
+    expect(grants.countFor(alice.id)).toBe(1);
+  });
+
   it('never grants a second payment', async () => {
     const { kit, grants } = await startKit({ overrides: { uniqueHoldMs: 100 } });
     const alice = await kit.createPurchase('alice', { itemId: 'crown' });
