@@ -71,7 +71,7 @@ export class ShopScene extends Phaser.Scene {
     this.addWalletLink();
 
     this.message = this.add
-      .text(WIDTH / 2, PANEL.y + PANEL.height - 28, 'Loading the catalog…', { ...TEXT_STYLE, fontSize: '15px', align: 'center', wordWrap: { width: PANEL.width - 40 } })
+      .text(WIDTH / 2, PANEL.y + PANEL.height - 24, 'Loading the catalog…', { ...TEXT_STYLE, fontSize: '15px', align: 'center', wordWrap: { width: PANEL.width - 40 } })
       .setOrigin(0.5);
 
     this.input.keyboard?.on('keydown-ESC', () => this.close());
@@ -81,7 +81,7 @@ export class ShopScene extends Phaser.Scene {
     void this.loadCatalog();
   }
 
-  /** With the sandbox, a link to its wallet page, where the player pays or declines without a phone. */
+  /** Adds a link to the sandbox's wallet page, where the player pays or declines without a phone; none without a sandbox. */
   private addWalletLink(): void {
     const walletUrl = getClientConfig(this).sandbox?.walletUrl;
     if (walletUrl === undefined) {
@@ -89,7 +89,7 @@ export class ShopScene extends Phaser.Scene {
     }
 
     const link = this.add
-      .text(WIDTH / 2, PANEL.y + PANEL.height - 60, `Sandbox: pay in the test wallet at ${walletUrl} (click to open)`, {
+      .text(WIDTH / 2, PANEL.y + PANEL.height - 52, `Sandbox: pay in the test wallet at ${walletUrl} (click to open)`, {
         ...TEXT_STYLE,
         fontSize: '12px',
         color: '#7fb4ff',
