@@ -161,6 +161,8 @@ describe('sample game server', () => {
   let databaseFile: string;
   let server: StartedServer;
   const sockets: GameSocket[] = [];
+  /** The guest that bought the golden ship, checked again after the restart. */
+  let permanentBuyer: { playerId: string; token: string } | undefined;
 
   beforeAll(async () => {
     directory = mkdtempSync(path.join(tmpdir(), 'sample-server-'));
@@ -273,6 +275,7 @@ describe('sample game server', () => {
 
   it('grants a paid permanent item into its table', async () => {
     const guest = await createGuest(server.gameUrl);
+    permanentBuyer = guest;
     const socket = await connect(server.gameUrl, guest.token);
     sockets.push(socket);
 
@@ -387,6 +390,23 @@ describe('sample game server', () => {
     const exit = await waitForExit(server.child);
     expect(exit.code).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  it('keeps guests and items across a restart', async () => {
+    expect(permanentBuyer).toBeDefined();
+    server = await startServer({ CODE_PAY_DATABASE_URL: databaseFile });
+
+    const inventory = await readInventory(server.gameUrl, permanentBuyer!.token);
+    expect(inventory.playerId).toBe(permanentBuyer!.playerId);
+    expect(inventory.items['golden-ship']).toBe(1);
+
+    const socket = await connect(server.gameUrl, permanentBuyer!.token);
+    sockets.push(socket);
+    const again = await purchase(socket, 'golden-ship');
+    expect(again.ok).toBe(false);
+    if (!again.ok) {
+      expect(again.error.code).toBe('already_owned');
+    }
   });
 });
 
