@@ -31,6 +31,7 @@ import {
 } from './events.js';
 import {
   catalogAckSchema,
+  describeIssues,
   purchaseAckSchema,
   purchaseSchema,
   syncAckSchema,
@@ -179,7 +180,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   async sync(): Promise<SyncResult> {
     const raw = await this.withRetries('sync', {}, (socket) => socket.timeout(this.ackTimeoutMs).emitWithAck('sync'));
     const parsed = syncAckSchema.safeParse(raw);
-    if (!parsed.success) throw this.invalidResponse('sync', parsed.error.message);
+    if (!parsed.success) throw this.invalidResponse('sync', describeIssues(parsed.error));
     if (!parsed.data.ok) throw this.serverError('sync', toErrorBody(parsed.data.error), {});
 
     const purchases = parsed.data.purchases.map(toPurchase);
@@ -250,7 +251,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
       socket.timeout(this.ackTimeoutMs).emitWithAck('purchase', request),
     );
     const parsed = purchaseAckSchema.safeParse(raw);
-    if (!parsed.success) throw this.invalidResponse('purchase', parsed.error.message);
+    if (!parsed.success) throw this.invalidResponse('purchase', describeIssues(parsed.error));
     if (!parsed.data.ok) throw this.serverError('purchase', toErrorBody(parsed.data.error), { itemId });
 
     const purchase = toPurchase(parsed.data.purchase);
@@ -330,7 +331,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   private async fetchCatalog(): Promise<CatalogItem[]> {
     const raw = await this.withRetries('catalog', {}, (socket) => socket.timeout(this.ackTimeoutMs).emitWithAck('catalog'));
     const parsed = catalogAckSchema.safeParse(raw);
-    if (!parsed.success) throw this.invalidResponse('catalog', parsed.error.message);
+    if (!parsed.success) throw this.invalidResponse('catalog', describeIssues(parsed.error));
     if (!parsed.data.ok) throw this.serverError('catalog', toErrorBody(parsed.data.error), {});
 
     this.catalogItems = parsed.data.items.map(toCatalogItem);
@@ -350,7 +351,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
       socket.timeout(this.ackTimeoutMs).emitWithAck('revalidate', request),
     );
     const parsed = purchaseAckSchema.safeParse(raw);
-    if (!parsed.success) throw this.invalidResponse('revalidate', parsed.error.message);
+    if (!parsed.success) throw this.invalidResponse('revalidate', describeIssues(parsed.error));
     if (!parsed.data.ok) throw this.serverError('revalidate', toErrorBody(parsed.data.error), { purchaseId });
 
     const purchase = toPurchase(parsed.data.purchase);

@@ -175,9 +175,9 @@ export class CodePayPlugin {
     const item = (await this.client.catalog()).find((candidate) => candidate.id === itemId);
     const controller = new AbortController();
     this.openSheet(purchase, item, () => {
-      const latest = this.client.getPurchase(purchase.id) ?? purchase;
+      const latest = this.clientInstance?.getPurchase(purchase.id) ?? purchase;
       controller.abort(
-        new CodePayClientError('closed', `The player closed the payment sheet of purchase ${purchase.id} before it was granted.`, {
+        new CodePayClientError('closed', `The payment sheet of purchase ${purchase.id} closed before the purchase was granted.`, {
           itemId,
           purchase: latest,
         }),
@@ -255,13 +255,24 @@ export class CodePayPlugin {
     });
   }
 
-  /** Closes the open sheet from code, without rejecting anything. */
+  /**
+   * Closes the open sheet from code. A `purchase()` still waiting on it
+   * rejects with `closed`, and its purchase stays open on the server.
+   */
   private closeSheet(): void {
     clearTimeout(this.closeTimer);
     this.closeTimer = undefined;
-    this.currentSheet?.close();
+    const listeners = this.sheetListeners.splice(0);
+
+    try {
+      this.currentSheet?.close();
+    } catch (error) {
+      // The game may already have destroyed its scene manager or textures when the plugin is destroyed.
+      this.log.warn({ err: { message: error instanceof Error ? error.message : String(error) } }, 'code-pay: closing the payment sheet failed');
+    }
     this.currentSheet = undefined;
-    this.sheetListeners.length = 0;
+
+    for (const listener of listeners) listener();
   }
 
   private forwardSheetEvents(client: CodePayClient): void {

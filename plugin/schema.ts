@@ -1,37 +1,40 @@
 // Schemas for everything the server sends, so a malformed payload is
-// rejected with `invalid_response` before any of it is used.
-import { z } from 'zod';
+// rejected with `invalid_response` before any of it is used. They use
+// `zod/mini`, which tree-shakes far better than classic zod in a browser
+// bundle.
+import * as z from 'zod/mini';
 import { ERROR_CODES, PURCHASE_KINDS, PURCHASE_STATES } from '../protocol/index.js';
 import type { CatalogItem, Entitlements, ErrorBody, Purchase } from '../protocol/index.js';
 
+const nonEmpty = () => z.string().check(z.minLength(1));
 const purchaseKind = z.enum(PURCHASE_KINDS as [string, ...string[]]);
 const purchaseState = z.enum(PURCHASE_STATES as [string, ...string[]]);
 
 export const purchaseSchema = z.object({
-  id: z.string().min(1),
-  itemId: z.string().min(1),
+  id: nonEmpty(),
+  itemId: nonEmpty(),
   kind: purchaseKind,
   state: purchaseState,
-  intentId: z.string().min(1),
-  clientSecret: z.string().min(1),
-  amount: z.number().positive(),
-  currency: z.string().min(1),
-  destination: z.string().min(1),
-  attemptId: z.string().optional(),
+  intentId: nonEmpty(),
+  clientSecret: nonEmpty(),
+  amount: z.number().check(z.positive()),
+  currency: nonEmpty(),
+  destination: nonEmpty(),
+  attemptId: z.optional(z.string()),
   createdAt: z.number(),
   updatedAt: z.number(),
 });
 
 export const catalogItemSchema = z.object({
-  id: z.string().min(1),
+  id: nonEmpty(),
   kind: purchaseKind,
   name: z.string(),
-  description: z.string().optional(),
-  amount: z.number().positive(),
-  currency: z.string().min(1),
+  description: z.optional(z.string()),
+  amount: z.number().check(z.positive()),
+  currency: nonEmpty(),
 });
 
-const entitlementsSchema = z.record(z.string(), z.number().int().nonnegative());
+const entitlementsSchema = z.record(z.string(), z.number().check(z.int(), z.nonnegative()));
 
 const errorBodySchema = z.object({
   code: z.string(),
@@ -40,24 +43,26 @@ const errorBodySchema = z.object({
 
 const failedAckSchema = z.object({ ok: z.literal(false), error: errorBodySchema });
 
-export const catalogAckSchema = z.union([
+export const catalogAckSchema = z.discriminatedUnion('ok', [
   z.object({
     ok: z.literal(true),
     items: z.array(catalogItemSchema),
-    streamUrl: z.string().optional(),
+    streamUrl: z.optional(z.string()),
   }),
   failedAckSchema,
 ]);
 
-export const purchaseAckSchema = z.union([
-  z.object({ ok: z.literal(true), purchase: purchaseSchema }),
-  failedAckSchema,
-]);
+export const purchaseAckSchema = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), purchase: purchaseSchema }), failedAckSchema]);
 
-export const syncAckSchema = z.union([
+export const syncAckSchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), purchases: z.array(purchaseSchema), entitlements: entitlementsSchema }),
   failedAckSchema,
 ]);
+
+/** Lists where a payload failed its schema, for example `purchase.amount: Invalid input`. */
+export function describeIssues(error: z.core.$ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+}
 
 // The schemas use plain strings for the enums above, so these casts only
 // narrow values the schemas already checked against the protocol's lists.

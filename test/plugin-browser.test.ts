@@ -198,4 +198,16 @@ describe.skipIf(!availability.run).each(versions)('plugin in Phaser $major', ({ 
     await waitFor(() => readSheet(page), (view) => view === null, 'the reopened sheet to close after the grant');
     expect(pageErrors).toEqual([]);
   });
+
+  it('destroys the game with an open sheet', async () => {
+    await page.evaluate(() => (window as never as { codePayTest: { purchase(id: string): void } }).codePayTest.purchase('gems'));
+    await waitFor(() => readSheet(page), (view) => view?.status === 'waiting', 'the gems sheet');
+
+    await page.evaluate(() => (window as never as { codePayTest: { game: { destroy(removeCanvas: boolean): void } } }).codePayTest.game.destroy(true));
+
+    const state = await waitFor(() => readState(page), (value) => value.result !== undefined, 'purchase() to reject');
+    expect(state.result).toMatchObject({ ok: false, code: 'closed' });
+    await new Promise((resolveWait) => setTimeout(resolveWait, 300));
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -26,7 +26,7 @@ function createClient(options: Partial<CodePayClientOptions> = {}): CodePayClien
     serverUrl,
     auth: 'token-alice',
     storage: new MemoryStorage(),
-    ackTimeoutMs: 300,
+    ackTimeoutMs: 2000,
     socketOptions: { transports: ['websocket'], reconnectionDelay: 50, reconnectionDelayMax: 100 },
     logger: silent,
     ...options,
@@ -103,7 +103,7 @@ describe('CodePayClient', () => {
   });
 
   it('resends after a dropped acknowledgement', async () => {
-    const client = createClient();
+    const client = createClient({ ackTimeoutMs: 300 });
     await client.catalog();
     kit.dropNextAcks('purchase', 1);
 
@@ -291,6 +291,20 @@ describe('CodePayClient', () => {
 
     expect(calls).toBe(2);
     expect(kit.requests.every((request) => request.playerId === 'bob')).toBe(true);
+  });
+
+  it('rejects an invalid catalog acknowledgement', async () => {
+    await kit.close();
+    kit = new FakeKit({ catalogExtra: { items: [{ id: 'sword', kind: 'weapon', name: 'Sword', amount: -1, currency: 'usd' }] } });
+    serverUrl = await kit.listen();
+    const client = createClient();
+
+    const error = await client.catalog().catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(CodePayClientError);
+    expect((error as CodePayClientError).code).toBe('invalid_response');
+    expect((error as CodePayClientError).message).toContain('items.0.kind');
+    expect((error as CodePayClientError).message).toContain('items.0.amount');
   });
 
   it('rejects invalid options', () => {

@@ -78,6 +78,9 @@ export class FakeKit {
   }
 
   async listen(): Promise<string> {
+    // The first derivation loads the scan code encoder; doing it now keeps the first acknowledgement fast.
+    await deriveRendezvous({ clientSecret: bs58.encode(randomBytes(11)), amount: 0.25, currency: 'usd' });
+
     if (!this.options.httpServer) {
       await new Promise<void>((resolve) => this.http.listen(0, '127.0.0.1', resolve));
     }

@@ -9,9 +9,7 @@ import type Phaser from 'phaser';
 import type { Logger } from 'pino';
 import type { Purchase } from '../../protocol/index.js';
 import { isEndStatus, type SheetLabels, type SheetStatus } from './labels.js';
-import { followIntent, type StreamHint } from './intent-stream.js';
-import { deriveRendezvous } from './rendezvous.js';
-import { renderScanCodeSvg } from './scan-code.js';
+import type { StreamHint } from './intent-stream.js';
 import { statusForState, type PaymentSheet, type SheetContext } from './sheet.js';
 
 export interface CanvasSheetOptions {
@@ -85,7 +83,7 @@ export class CanvasSheet implements PaymentSheet {
     this.purchase = purchase;
 
     const status = statusForState(purchase.state);
-    // The scan code stays on screen until it is drawn, so "waiting" only replaces "loading" once the code is there.
+    // The status stays "loading" until the scan code is drawn, and a pending update does not undo "scanned".
     if (status === 'waiting' && (this.currentStatus === 'loading' || this.currentStatus === 'scanned')) return;
     this.setStatus(status);
   }
@@ -164,6 +162,12 @@ export class CanvasSheet implements PaymentSheet {
 
   private async drawScanCode(scene: Phaser.Scene, centerY: number): Promise<void> {
     try {
+      // Loaded on the first sheet, so games that never open one do not download the encoder, ed25519 or protobuf code.
+      const [{ deriveRendezvous }, { renderScanCodeSvg }, { followIntent }] = await Promise.all([
+        import('./rendezvous.js'),
+        import('./scan-code.js'),
+        import('./intent-stream.js'),
+      ]);
       const rendezvous = await deriveRendezvous(this.purchase);
       if (rendezvous.intentId !== this.purchase.intentId) {
         // A mismatch means the wallet would pay a different intent than the server follows.
