@@ -132,7 +132,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     });
   });
   app.use('/control', createControlRouter({ sequencer, store, signer, faults, stats, logger }));
-  app.use(createSandboxPagesRouter(sequencer, { baseUrl: () => baseUrl }));
+  app.use(createSandboxPagesRouter(sequencer, { baseUrl: () => baseUrl, logger: logger.child({ part: 'pages' }) }));
   app.use((request, response) => {
     response.status(404).json({
       error: { code: 'not_found', message: `No sandbox endpoint ${request.method} ${request.path}; see docs/SANDBOX.md.` },
@@ -140,7 +140,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   });
 
   const server = createServer(app);
-  const closeStream = attachMessageStream(server, sequencer, { path: '/v1/ws' });
+  const closeStream = attachMessageStream(server, sequencer, { path: '/v1/ws', logger: logger.child({ part: 'stream' }) });
 
   let address: AddressInfo;
   try {
