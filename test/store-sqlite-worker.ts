@@ -2,6 +2,8 @@
 // file and runs one action, so tests can race two processes on one database.
 // Usage: node --import tsx test/store-sqlite-worker.ts '<json task>'
 
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { openStore } from '../server/store/index.js';
 import type { NewPurchase } from '../server/store/types.js';
@@ -13,6 +15,8 @@ interface WorkerTask {
   action: 'open' | 'insert';
   purchase?: NewPurchase;
   count?: number;
+  /** After opening the store, print a `ready` line and wait for a line on stdin before the action. */
+  waitForGo?: boolean;
 }
 
 async function waitUntil(time: number): Promise<void> {
@@ -28,6 +32,14 @@ async function main(): Promise<void> {
 
   const store = await openStore({ sqlite: task.file }, pino({ level: 'silent' }));
   try {
+    if (task.waitForGo === true) {
+      process.stdout.write('ready\n');
+      const lines = createInterface({ input: process.stdin });
+      await once(lines, 'line');
+      lines.close();
+      process.stdin.destroy();
+    }
+
     if (task.action === 'insert' && task.purchase !== undefined) {
       const purchase = task.purchase;
       const results = await Promise.all(

@@ -3,7 +3,8 @@
 // foreign keys, the one-transaction-at-a-time queue, and two processes racing
 // on one file.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,6 +154,51 @@ describe('SQLite store', () => {
     const store = await open(file);
     expect(await store.listByPlayer(purchase.playerId)).toHaveLength(1);
     expect(await store.transitions((results[0].ids as string[])[0])).toHaveLength(1);
+  });
+
+  it('makes another process wait for a grant', async () => {
+    const file = newDatabaseFile();
+    const store = await open(file);
+    const { purchase } = await store.insertPurchase(newPurchase());
+    await store.transition({ purchaseId: purchase.id, to: 'paid', source: 'webhook', at: Date.now() });
+    const otherPurchase = newPurchase({ playerId: 'player-2' });
+
+    const worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/store-sqlite-worker.ts', JSON.stringify({ file, startAt: 0, action: 'insert', purchase: otherPurchase, waitForGo: true })],
+      { cwd: join(import.meta.dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let output = '';
+    worker.stdout.setEncoding('utf8');
+    const ready = new Promise<void>((resolve) => {
+      worker.stdout.on('data', (chunk: string) => {
+        output += chunk;
+        if (output.includes('ready\n')) {
+          resolve();
+        }
+      });
+    });
+    const exited = once(worker, 'exit');
+    await ready;
+
+    // The handler keeps the write lock while the other process tries to insert.
+    const granting = store.grant(
+      purchase.id,
+      async (_purchase, tx) => {
+        worker.stdin.end('go\n');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const rows = await tx.query('SELECT id FROM code_pay_purchases WHERE player_id = $1', ['player-2']);
+        expect(rows).toEqual([]);
+      },
+      Date.now(),
+    );
+
+    expect((await granting).status).toBe('granted');
+    const [exitCode] = await exited;
+    expect(exitCode).toBe(0);
+    const result = JSON.parse(output.slice(output.indexOf('ready\n') + 'ready\n'.length)) as { created: number };
+    expect(result.created).toBe(1);
+    expect(await store.getByKey(otherPurchase.idempotencyKey)).toBeDefined();
   });
 
   it('migrates a new file opened by two processes at once', async () => {

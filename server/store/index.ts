@@ -16,6 +16,15 @@ export { SqlPurchaseStore } from './sql-store.js';
 export { SqliteDriver } from './sqlite.js';
 export type { StoreDriver, TransactionOptions } from './driver.js';
 
+/** Suggests a fix for a failure to open the SQLite file, from SQLite's error code. */
+function openFailureHint(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_BUSY') {
+    return 'Another process holds the write lock; raise busyTimeoutMs or find the process that keeps a transaction open.';
+  }
+  return 'Check that the directory exists and is writable.';
+}
+
 /**
  * Opens and migrates the purchase store. `{ sqlite: path }` opens (or creates)
  * one SQLite database file; `{ postgres: url }` is reserved for the PostgreSQL
@@ -47,9 +56,7 @@ export async function openStore(config: StoreConfig, logger?: Logger): Promise<P
   try {
     driver = new SqliteDriver(config.sqlite, { busyTimeoutMs });
   } catch (error) {
-    throw new ConfigError(
-      `Cannot open the SQLite purchase store at ${config.sqlite}: ${(error as Error).message}. Check that the directory exists and is writable.`,
-    );
+    throw new ConfigError(`Cannot open the SQLite purchase store at ${config.sqlite}: ${(error as Error).message}. ${openFailureHint(error)}`);
   }
 
   const store = new SqlPurchaseStore(driver, storeLogger);

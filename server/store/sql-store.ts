@@ -351,6 +351,10 @@ export class SqlPurchaseStore implements PurchaseStore {
         return { status: 'sold_out', ownerPlayerId: owner.player_id };
       }
 
+      // NOTE: a paid but not yet granted purchase by another player does not
+      // block a new hold, so a second player can still pay; the grant step then
+      // records that payment as conflicting instead of granting it twice.
+      //
       // One statement takes a free or lapsed hold, or extends the caller's own
       // (never shortening it), so concurrent callers on PostgreSQL cannot both win.
       const claimedHold = await tx.query<{ player_id: string; expires_at: number | string }>(
