@@ -74,7 +74,12 @@ export class ShopScene extends Phaser.Scene {
       .text(WIDTH / 2, PANEL.y + PANEL.height - 24, 'Loading the catalog…', { ...TEXT_STYLE, fontSize: '15px', align: 'center', wordWrap: { width: PANEL.width - 40 } })
       .setOrigin(0.5);
 
-    this.input.keyboard?.on('keydown-ESC', () => this.close());
+    // Escape closes the shop, but not under an open payment sheet, which has its own cancel button.
+    this.input.keyboard?.on('keydown-ESC', () => {
+      if (getCodePay(this).sheet === undefined) {
+        this.close();
+      }
+    });
     const stopListening = this.session.onChange(() => this.refreshRows());
     this.events.once(Phaser.Scenes.Events.SHUTDOWN, stopListening);
 
