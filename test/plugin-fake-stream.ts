@@ -18,6 +18,8 @@ export class FakeMessageStream {
   readonly streams = new Map<string, WebSocket>();
   /** Open requests whose signature did not verify, by base58 rendezvous key. */
   readonly rejected: string[] = [];
+  /** Base58 rendezvous key → number of streams opened for it. */
+  readonly opens = new Map<string, number>();
   private readonly wss = new WebSocketServer({ server: this.http, path: '/v1/ws' });
 
   constructor() {
@@ -71,5 +73,12 @@ export class FakeMessageStream {
       return;
     }
     this.streams.set(key, socket);
+    this.opens.set(key, (this.opens.get(key) ?? 0) + 1);
+  }
+
+  /** Closes the stream of `rendezvousKey`, as a sequencer does when a stream times out. */
+  drop(rendezvousKey: string): void {
+    this.streams.get(rendezvousKey)?.close();
+    this.streams.delete(rendezvousKey);
   }
 }

@@ -95,6 +95,18 @@ describe.skipIf(!availability.run)('canvas sheet on the message stream', () => {
     expect(view!.texts).toContain('Scanned: confirm in the Code app');
   });
 
+  it('reopens a stream that ended', async () => {
+    const sheet = (await readSheet(page))!;
+    const { intentId } = site.kit.purchases.get(sheet.purchaseId)!;
+    const opensBefore = stream.opens.get(intentId) ?? 0;
+
+    stream.drop(intentId);
+
+    await waitFor(async () => stream.opens.get(intentId) ?? 0, (opens) => opens > opensBefore, 'the stream to reopen');
+    expect(stream.streams.has(intentId)).toBe(true);
+    expect(stream.rejected).toEqual([]);
+  });
+
   it('revalidates on intentSubmitted without granting', async () => {
     const sheet = (await readSheet(page))!;
     const purchase = site.kit.purchases.get(sheet.purchaseId)!;

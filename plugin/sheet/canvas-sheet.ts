@@ -44,6 +44,9 @@ export class CanvasSheet implements PaymentSheet {
   private textureKey: string;
   private closed = false;
   private closeStream: (() => void) | undefined;
+  private openStream: (() => Promise<() => void>) | undefined;
+  private streamTimer: ReturnType<typeof setTimeout> | undefined;
+  private streamRestarts = 0;
   private readonly disabledInputs: { input: Phaser.Input.InputPlugin; enabled: boolean; keyboard: boolean | undefined }[] = [];
   private readonly onResize = () => this.layout();
 
@@ -92,6 +95,7 @@ export class CanvasSheet implements PaymentSheet {
     if (this.closed) return;
     this.closed = true;
 
+    clearTimeout(this.streamTimer);
     this.closeStream?.();
     this.restoreInput();
     this.game.scale.off('resize', this.onResize);
@@ -189,19 +193,53 @@ export class CanvasSheet implements PaymentSheet {
       if (this.currentStatus === 'loading') this.setStatus(statusForState(this.purchase.state));
 
       if (this.options.streamUrl) {
-        this.closeStream = await followIntent(this.options.streamUrl, rendezvous, {
+        const streamUrl = this.options.streamUrl;
+        void this.followStream(() => followIntent(streamUrl, rendezvous, {
           onHint: (hint) => this.onStreamHint(hint),
-          onEnd: (reason) => this.options.log.info({ purchaseId: this.purchaseId, reason }, 'code-pay: intent stream ended'),
-        });
-        if (this.closed) this.closeStream();
+          onEnd: (reason) => this.onStreamEnd(reason),
+        }));
       }
     } catch (error) {
       this.options.log.error(
         { purchaseId: this.purchaseId, intentId: this.purchase.intentId, err: { message: error instanceof Error ? error.message : String(error) } },
-        'code-pay: could not draw the scan code or open the intent stream',
+        'code-pay: could not draw the scan code',
       );
       if (this.currentStatus === 'loading') this.setStatus('error');
     }
+  }
+
+  /**
+   * Opens the intent's stream and opens it again after it ends, with a delay
+   * doubling from 1 s to 30 s, while the sheet is open and the purchase can
+   * still be paid. Sequencers end streams after a while (code-server's
+   * `OpenMessageStream` has a timeout without keep-alive), and a failed
+   * stream only costs the early hints, because the server reports the state.
+   */
+  private async followStream(open: () => Promise<() => void>): Promise<void> {
+    this.openStream = open;
+    try {
+      const close = await open();
+      if (this.closed) {
+        close();
+        return;
+      }
+      this.closeStream = close;
+    } catch (error) {
+      this.onStreamEnd(`stream failed to open: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  private onStreamEnd(reason: string): void {
+    this.closeStream = undefined;
+    if (this.closed || isEndStatus(this.currentStatus) || this.currentStatus === 'paid') return;
+
+    const delayMs = Math.min(30_000, 1000 * 2 ** this.streamRestarts);
+    this.streamRestarts += 1;
+    this.options.log.info({ purchaseId: this.purchaseId, reason, delayMs }, 'code-pay: intent stream ended, opening it again');
+    clearTimeout(this.streamTimer);
+    this.streamTimer = setTimeout(() => {
+      if (this.openStream && !this.closed) void this.followStream(this.openStream);
+    }, delayMs);
   }
 
   private onStreamHint(hint: StreamHint): void {
