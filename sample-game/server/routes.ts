@@ -11,7 +11,7 @@ import { SAMPLE_CATALOG } from '../shared/items.js';
 import { GuestTokenError, type GuestAuthority } from './guest.js';
 import { consumeItem, readInventory, type RunInTransaction } from './inventory.js';
 
-/** What the game client learns from `GET /api/config` before it boots. */
+/** Settings the game client reads from `GET /api/config` before it boots. */
 export interface ClientConfig {
   /** The in-process sandbox's wallet page, when the server runs a sandbox. */
   sandbox: { walletUrl: string } | null;
