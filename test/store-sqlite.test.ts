@@ -91,6 +91,25 @@ describe('SQLite store', () => {
     expect((await store.getById(purchase.id))?.state).toBe('paid');
   });
 
+  it('allows store calls from work a handler started', async () => {
+    const store = await open();
+    const { purchase } = await store.insertPurchase(newPurchase());
+    await store.transition({ purchaseId: purchase.id, to: 'paid', source: 'webhook', at: Date.now() });
+    let later: Promise<unknown> | undefined;
+
+    await store.grant(
+      purchase.id,
+      () => {
+        later = new Promise((resolve, reject) => {
+          setTimeout(() => store.getById(purchase.id).then(resolve, reject), 20);
+        });
+      },
+      Date.now(),
+    );
+
+    expect(await later).toMatchObject({ id: purchase.id, state: 'granted' });
+  });
+
   it('rejects a transaction handle used after commit', async () => {
     const store = await open();
     let leaked: StoreTransaction | undefined;

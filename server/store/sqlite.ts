@@ -49,8 +49,15 @@ class TaskQueue {
  */
 const queuesByFile = new Map<string, { queue: TaskQueue; connections: number }>();
 
-/** The queue whose transaction the current async context runs in, if any. */
-const activeQueue = new AsyncLocalStorage<TaskQueue>();
+/**
+ * The transaction the current async context runs in, if any. Timers and
+ * promises started inside a callback inherit it, so `running` tells whether
+ * that transaction is still open.
+ */
+const activeTransaction = new AsyncLocalStorage<{ queue: TaskQueue; running: boolean }>();
+
+/** Maximum number of prepared statements kept per connection; the oldest is dropped first. */
+const STATEMENT_CACHE_SIZE = 200;
 
 /** Statements that would end or split the driver's transaction from inside a callback. */
 const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i;
@@ -126,6 +133,10 @@ class SqliteConnection {
     let statement = this.statements.get(sql);
     if (statement === undefined) {
       statement = this.database.prepare(sql);
+      if (this.statements.size >= STATEMENT_CACHE_SIZE) {
+        const oldest = this.statements.keys().next().value as string;
+        this.statements.delete(oldest);
+      }
       this.statements.set(sql, statement);
     }
     return statement;
@@ -167,7 +178,8 @@ export class SqliteDriver implements StoreDriver {
     if (this.closed) {
       return Promise.reject(new CodePayError('internal', 'The purchase store is closed; open a new one with openStore().'));
     }
-    if (activeQueue.getStore() === this.queue) {
+    const outer = activeTransaction.getStore();
+    if (outer !== undefined && outer.queue === this.queue && outer.running) {
       return Promise.reject(
         new CodePayError(
           'internal',
@@ -203,15 +215,18 @@ export class SqliteDriver implements StoreDriver {
     database.exec(options.readOnly === true ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
 
     const tx = new SqliteTransaction(this.connection);
+    const context = { queue: this.queue, running: true };
     let result: T;
     try {
-      result = await activeQueue.run(this.queue, () => fn(tx));
+      result = await activeTransaction.run(context, () => fn(tx));
     } catch (error) {
+      context.running = false;
       tx.close();
       this.rollback();
       throw error;
     }
 
+    context.running = false;
     tx.close();
     try {
       database.exec('COMMIT');
