@@ -195,7 +195,8 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   /**
    * Asks the server to check a purchase with the sequencer now. Without an
    * id, re-validates every open purchase the client has seen and returns
-   * them.
+   * the ones the server answered for; a failure of one is logged and the
+   * others still run.
    */
   async revalidate(purchaseId: string): Promise<Purchase>;
   async revalidate(): Promise<Purchase[]>;
@@ -205,7 +206,11 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
     const open = this.purchases.filter((purchase) => isOpenState(purchase.state) || purchase.state === 'paid');
     const results: Purchase[] = [];
     for (const purchase of open) {
-      results.push(await this.revalidateOne(purchase.id, undefined));
+      try {
+        results.push(await this.revalidateOne(purchase.id, undefined));
+      } catch (error) {
+        this.log.warn({ purchaseId: purchase.id, intentId: purchase.intentId, err: errorSummary(error) }, 'code-pay: re-validation failed');
+      }
     }
     return results;
   }

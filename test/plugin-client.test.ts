@@ -162,6 +162,20 @@ describe('CodePayClient', () => {
     expect(revalidated.map((request) => request.payload)).toContainEqual({ purchaseId: purchase.id });
   });
 
+  it('revalidates the rest after a failure', async () => {
+    const client = createClient();
+    const sword = await client.requestPurchase('sword');
+    const crown = await client.requestPurchase('crown');
+    kit.purchases.delete(sword.id);
+
+    const results = await client.revalidate();
+
+    expect(results.map((purchase) => purchase.id)).toEqual([crown.id]);
+    const revalidated = kit.requests.filter((request) => request.event === 'revalidate').map((request) => request.payload);
+    expect(revalidated).toContainEqual({ purchaseId: sword.id });
+    expect(revalidated).toContainEqual({ purchaseId: crown.id });
+  });
+
   it('emits state events in order', async () => {
     const client = createClient();
     const events: string[] = [];
