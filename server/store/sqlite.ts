@@ -51,8 +51,8 @@ const queuesByFile = new Map<string, { queue: TaskQueue; connections: number }>(
 
 /**
  * The transaction the current async context runs in, if any. Timers and
- * promises started inside a callback inherit it, so `running` tells whether
- * that transaction is still open.
+ * promises started inside a callback inherit this context after the
+ * transaction has ended, so `running` records whether it is still open.
  */
 const activeTransaction = new AsyncLocalStorage<{ queue: TaskQueue; running: boolean }>();
 
