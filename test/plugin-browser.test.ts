@@ -24,6 +24,8 @@ interface SheetView {
   status: string;
   texts: string[];
   hasCode: boolean;
+  panel?: { x: number; y: number; scale: number };
+  backdrop?: { width: number; height: number };
 }
 
 interface PageState {
@@ -125,6 +127,21 @@ describe.skipIf(!availability.run).each(versions)('plugin in Phaser $major', ({ 
     const after = await readState(page);
     expect(after.pointerDownsBelow).toBe(before.pointerDownsBelow);
     expect(after.keyDownsBelow).toBe(before.keyDownsBelow);
+  });
+
+  it('follows the Scale Manager size', async () => {
+    const before = (await readSheet(page))!;
+    expect(before.panel).toEqual({ x: 400, y: 300, scale: 1 });
+    expect(before.backdrop).toEqual({ width: 800, height: 600 });
+
+    await page.evaluate(() => (window as never as { codePayTest: { game: { scale: { resize(w: number, h: number): void } } } }).codePayTest.game.scale.resize(400, 300));
+    const resized = await waitFor(() => readSheet(page), (view) => view?.backdrop?.width === 400, 'the sheet to follow the resize');
+    await page.evaluate(() => (window as never as { codePayTest: { game: { scale: { resize(w: number, h: number): void } } } }).codePayTest.game.scale.resize(800, 600));
+    await waitFor(() => readSheet(page), (view) => view?.backdrop?.width === 800, 'the sheet to follow the second resize');
+
+    // The panel (360 × 540 units) fits 90% of the 300-pixel height at scale 0.5.
+    expect(resized!.panel).toEqual({ x: 200, y: 150, scale: 0.5 });
+    expect(resized!.backdrop).toEqual({ width: 400, height: 300 });
   });
 
   it('shows paid then granted and resolves', async () => {

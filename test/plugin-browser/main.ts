@@ -82,21 +82,34 @@ const hooks = {
         },
       );
   },
-  /** Status, texts and scene key of the open sheet, or null. */
-  sheet(): { purchaseId: string; status: string; texts: string[]; hasCode: boolean } | null {
+  /** Status, texts, code image and layout of the open sheet, or null. */
+  sheet(): {
+    purchaseId: string;
+    status: string;
+    texts: string[];
+    hasCode: boolean;
+    panel?: { x: number; y: number; scale: number };
+    backdrop?: { width: number; height: number };
+  } | null {
     const sheet = plugin().sheet as (PaymentSheet & { sceneKey?: string }) | undefined;
     if (!sheet) return null;
 
     const scene = sheet.sceneKey ? game.scene.getScene(sheet.sceneKey) : undefined;
     const texts: string[] = [];
     let hasCode = false;
+    let panel: { x: number; y: number; scale: number } | undefined;
+    let backdrop: { width: number; height: number } | undefined;
+    for (const object of scene?.children.list ?? []) {
+      if (object instanceof Phaser.GameObjects.Container) panel = { x: object.x, y: object.y, scale: object.scaleX };
+      if (object instanceof Phaser.GameObjects.Rectangle) backdrop = { width: object.width, height: object.height };
+    }
     const visit = (object: Phaser.GameObjects.GameObject) => {
       if (object instanceof Phaser.GameObjects.Text) texts.push(object.text);
       if (object instanceof Phaser.GameObjects.Image) hasCode = true;
       if (object instanceof Phaser.GameObjects.Container) object.list.forEach(visit);
     };
     scene?.children.list.forEach(visit);
-    return { purchaseId: sheet.purchaseId, status: sheet.status, texts, hasCode };
+    return { purchaseId: sheet.purchaseId, status: sheet.status, texts, hasCode, panel, backdrop };
   },
 };
 
