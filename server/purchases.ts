@@ -1,29 +1,20 @@
-// The purchase service: from a player's request to a stored purchase whose
-// intent the sequencer accepted, and from a confirmed payment to a grant.
-// Every confirmation path (webhook, polling, reconciliation, revalidate) ends
-// in `confirmPaid`, which is idempotent, so any number of confirmations of one
-// payment grant once.
-
-import { randomUUID } from 'node:crypto';
+// The purchase service: creation (in purchase-creation.ts), confirmation,
+// grants and the player's reads. Every confirmation path (webhook, polling,
+// reconciliation, revalidate) ends in `confirmPaid`, which is idempotent, so
+// any number of confirmations of one payment grant once.
 
 import type { Logger } from 'pino';
 
-import {
-  ATTEMPT_ID_PATTERN,
-  isOpenState,
-  type CatalogItem,
-  type Entitlements,
-  type Purchase,
-  type PurchaseRequest,
-  type PurchaseState,
-} from '../protocol/index.js';
+import { isOpenState, type CatalogItem, type Entitlements, type PurchaseRequest, type PurchaseState } from '../protocol/index.js';
 import { CodePayError } from './errors.js';
-import { deriveIntent } from './intent.js';
-import { deriveIdempotencyKey } from './keys.js';
 import { isPastDeadline, nextCheckAt, nextGrantAt, type CheckSchedule } from './check-schedule.js';
 import type { ConfirmationSource, KitMetrics } from './metrics.js';
 import type { IntentStatus, SequencerClient } from './sequencer.js';
+import { PurchaseCreation } from './purchase-creation.js';
+import { purchaseLogFields } from './purchase-fields.js';
 import type { GrantHandler, PurchaseStore, StoredPurchase, TransitionSource } from './store/types.js';
+
+export { purchaseLogFields, toPublicPurchase } from './purchase-fields.js';
 
 /** Hold of a paid `unique` item for its payer until the grant commits (ms); the grant ends it by making the item owned. */
 const PAID_UNIQUE_HOLD_MS = 365 * 24 * 60 * 60_000;
@@ -62,32 +53,6 @@ export type WebhookOutcome =
 
 export type PurchaseListener = (purchase: StoredPurchase) => void;
 
-/** Strips the server-only fields (player id, idempotency key, schedules) from a stored purchase. */
-export function toPublicPurchase(stored: StoredPurchase): Purchase {
-  const purchase: Purchase = {
-    id: stored.id,
-    itemId: stored.itemId,
-    kind: stored.kind,
-    state: stored.state,
-    intentId: stored.intentId,
-    clientSecret: stored.clientSecret,
-    amount: stored.amount,
-    currency: stored.currency,
-    destination: stored.destination,
-    createdAt: stored.createdAt,
-    updatedAt: stored.updatedAt,
-  };
-  if (stored.attemptId !== undefined && stored.attemptId !== null) {
-    purchase.attemptId = stored.attemptId;
-  }
-  return purchase;
-}
-
-/** Returns the ids that every log line about a purchase carries, never its client secret. */
-export function purchaseLogFields(purchase: StoredPurchase): { purchaseId: string; intentId: string; playerId: string; itemId: string } {
-  return { purchaseId: purchase.id, intentId: purchase.intentId, playerId: purchase.playerId, itemId: purchase.itemId };
-}
-
 export class PurchaseService {
   readonly catalog: ReadonlyMap<string, CatalogItem>;
 
@@ -97,8 +62,7 @@ export class PurchaseService {
   private readonly metrics: KitMetrics;
   private readonly now: () => number;
   private readonly listeners = new Set<PurchaseListener>();
-  /** Creations in flight on this instance, by idempotency key, so identical requests share one `SendMessage`. */
-  private readonly creating = new Map<string, Promise<StoredPurchase>>();
+  private readonly creation: PurchaseCreation;
   /** Grants in flight on this instance, by purchase id. */
   private readonly granting = new Map<string, Promise<StoredPurchase | undefined>>();
   /** Every operation in flight, so `drain` can wait for them. */
@@ -111,6 +75,15 @@ export class PurchaseService {
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
     this.catalog = new Map(options.catalog.map((item) => [item.id, item]));
+    this.creation = new PurchaseCreation({
+      ...options,
+      catalog: this.catalog,
+      now: this.now,
+      onCreated: (purchase) => {
+        this.logTransition(purchase, null, 'create', 'sequencer accepted the intent');
+        this.notify(purchase);
+      },
+    });
   }
 
   /** Calls `listener` after every change of a purchase (creation, transition, grant). Returns the unsubscribe function. */
@@ -133,41 +106,7 @@ export class PurchaseService {
    * `sequencer_rejected` or `sequencer_unavailable`.
    */
   createPurchase(playerId: string, request: PurchaseRequest): Promise<StoredPurchase> {
-    const item = this.catalog.get(request.itemId);
-    if (!item) {
-      return Promise.reject(
-        new CodePayError('unknown_item', `No catalog item has the id "${request.itemId}"; request one of the ids the catalog event returns.`, {
-          playerId,
-          itemId: request.itemId,
-        }),
-      );
-    }
-
-    let attemptId: string | undefined;
-    try {
-      attemptId = this.attemptIdFor(item, request, playerId);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-
-    const idempotencyKey = deriveIdempotencyKey(this.options.keySecret, {
-      gameId: this.options.gameId,
-      kind: item.kind,
-      itemId: item.id,
-      playerId,
-      attemptId,
-    });
-
-    const shared = this.creating.get(idempotencyKey);
-    if (shared) {
-      return shared;
-    }
-
-    const creation = this.track(this.createOnce(playerId, item, idempotencyKey, attemptId)).finally(() => {
-      this.creating.delete(idempotencyKey);
-    });
-    this.creating.set(idempotencyKey, creation);
-    return creation;
+    return this.track(this.creation.createPurchase(playerId, request));
   }
 
   /** Returns the player's purchase; throws `not_found` when it does not exist or belongs to another player. */
@@ -265,124 +204,6 @@ export class PurchaseService {
     return (await this.deliverGrant(result.purchase.id)) ?? result.purchase;
   }
 
-  private async createOnce(playerId: string, item: CatalogItem, idempotencyKey: string, attemptId: string | undefined): Promise<StoredPurchase> {
-    const startedAt = this.now();
-
-    const existing = await this.store.getByKey(idempotencyKey);
-    if (existing) {
-      return this.resumeExisting(existing, item, playerId);
-    }
-
-    await this.checkAvailable(item, playerId);
-
-    const intent = deriveIntent({
-      idempotencyKey,
-      amount: item.amount,
-      currency: item.currency,
-      destination: this.options.destination,
-    });
-
-    // The sequencer must accept the intent before anything is stored, so the
-    // kit never hands out a client secret for an intent it refused. A repeat
-    // of an accepted SendMessage (after a crash between here and the insert)
-    // is accepted again by the sequencer.
-    try {
-      await this.options.sequencer.sendMessage(intent.sendMessageRequest, { intentId: intent.intentId });
-    } catch (error) {
-      this.logger.warn(
-        { playerId, itemId: item.id, intentId: intent.intentId, code: errorCode(error), err: error },
-        'sequencer did not accept the intent; nothing was stored',
-      );
-      throw error;
-    }
-
-    const createdAt = this.now();
-    const { purchase, created } = await this.store.insertPurchase({
-      id: randomUUID(),
-      idempotencyKey,
-      playerId,
-      itemId: item.id,
-      kind: item.kind,
-      intentId: intent.intentId,
-      clientSecret: intent.clientSecret,
-      amount: item.amount,
-      currency: item.currency,
-      destination: this.options.destination,
-      attemptId,
-      createdAt,
-      nextCheckAt: createdAt + this.options.schedule.firstCheckAfterMs,
-    });
-
-    if (!created) {
-      // Another instance stored the same key first; its row is the purchase.
-      return purchase;
-    }
-
-    this.logTransition(purchase, null, 'create', 'sequencer accepted the intent');
-    this.metrics.observeCreation(Math.max(0, this.now() - startedAt) / 1000);
-    await this.registerWebhook(purchase);
-    this.notify(purchase);
-    return purchase;
-  }
-
-  /** Returns the stored purchase of a retried scope, unless the item is no longer available to the player. */
-  private async resumeExisting(existing: StoredPurchase, item: CatalogItem, playerId: string): Promise<StoredPurchase> {
-    if (existing.state === 'granted' && existing.kind !== 'consumable') {
-      throw new CodePayError('already_owned', `The player already owns "${existing.itemId}".`, purchaseLogFields(existing));
-    }
-
-    if (existing.state === 'failed' && existing.failureReason === 'conflicting_payment') {
-      throw new CodePayError('sold_out', `"${existing.itemId}" was sold to another player.`, purchaseLogFields(existing));
-    }
-
-    if (existing.kind === 'unique' && isOpenState(existing.state)) {
-      await this.holdUniqueItem(item, playerId);
-    }
-
-    if (isOpenState(existing.state) && isPastDeadline(existing, this.now(), this.options.schedule)) {
-      // The player came back to an old purchase: restart the fast status checks,
-      // because they may be about to pay it.
-      await this.store.scheduleCheck(existing.id, this.now() + this.options.schedule.firstCheckAfterMs, 0);
-    }
-
-    return existing;
-  }
-
-  /** Throws when the player may not start a new purchase of the item. */
-  private async checkAvailable(item: CatalogItem, playerId: string): Promise<void> {
-    if (item.kind === 'permanent') {
-      // Covers grants stored under another key, for example before a key secret rotation.
-      const owned = await this.store.entitlements(playerId);
-      if ((owned[item.id] ?? 0) > 0) {
-        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
-      }
-    }
-
-    if (item.kind === 'unique') {
-      await this.holdUniqueItem(item, playerId);
-    }
-  }
-
-  private async holdUniqueItem(item: CatalogItem, playerId: string): Promise<void> {
-    const now = this.now();
-    const hold = await this.store.acquireHold(item.id, playerId, now, now + this.options.uniqueHoldMs);
-
-    if (hold.status === 'reserved') {
-      const seconds = Math.max(1, Math.ceil((hold.expiresAt - now) / 1000));
-      throw new CodePayError('reserved', `"${item.id}" is reserved for another player for up to ${seconds} s; try again later.`, {
-        playerId,
-        itemId: item.id,
-      });
-    }
-
-    if (hold.status === 'sold_out') {
-      if (hold.ownerPlayerId === playerId) {
-        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
-      }
-      throw new CodePayError('sold_out', `"${item.id}" was sold to another player.`, { playerId, itemId: item.id });
-    }
-  }
-
   /**
    * Keeps a paid `unique` item reserved for its payer until the grant commits,
    * so no other player can start paying for it while a failing grant handler
@@ -399,47 +220,6 @@ export class PurchaseService {
       }
     } catch (error) {
       this.logger.error({ ...purchaseLogFields(purchase), err: error }, 'could not extend the hold of a paid unique item');
-    }
-  }
-
-  private attemptIdFor(item: CatalogItem, request: PurchaseRequest, playerId: string): string | undefined {
-    if (item.kind !== 'consumable') {
-      // Unique and permanent purchases are one per player and item; an attempt id would not change the key.
-      return undefined;
-    }
-
-    if (request.attemptId === undefined) {
-      throw new CodePayError(
-        'invalid_request',
-        `"${item.id}" is a consumable, so the request needs an attemptId; generate one per purchase attempt and reuse it on every retry.`,
-        { playerId, itemId: item.id },
-      );
-    }
-
-    if (!ATTEMPT_ID_PATTERN.test(request.attemptId)) {
-      throw new CodePayError('invalid_request', 'Invalid attemptId: expected 8 to 64 letters, digits, "-" or "_" (a UUID fits).', {
-        playerId,
-        itemId: item.id,
-      });
-    }
-    return request.attemptId;
-  }
-
-  private async registerWebhook(purchase: StoredPurchase): Promise<void> {
-    const url = this.options.webhookUrl;
-    if (!url) {
-      return;
-    }
-
-    // A failure is not fatal: polling and revalidate confirm the payment without the webhook.
-    try {
-      const result = await this.options.sequencer.registerWebhook(purchase.intentId, url);
-      if (result === 'ok' || result === 'already_registered' || result === 'intent_exists') {
-        return;
-      }
-      this.logger.warn({ ...purchaseLogFields(purchase), result }, 'webhook registration was not accepted; polling confirms this purchase');
-    } catch (error) {
-      this.logger.warn({ ...purchaseLogFields(purchase), err: error }, 'webhook registration failed; polling confirms this purchase');
     }
   }
 
@@ -615,6 +395,3 @@ function describeStatus(status: IntentStatus): string {
   return `GetStatus: exists=${status.exists} codeScanned=${status.codeScanned} intentSubmitted=${status.intentSubmitted}`;
 }
 
-function errorCode(error: unknown): string {
-  return error instanceof CodePayError ? error.code : 'internal';
-}

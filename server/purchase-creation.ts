@@ -1,0 +1,264 @@
+// Creating a purchase: from a player's request to a stored purchase whose
+// intent the sequencer accepted. The sequencer must accept the intent before
+// anything is stored, identical requests on this instance share one
+// `SendMessage`, and a retry of a scope returns its stored purchase.
+
+import { randomUUID } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import { ATTEMPT_ID_PATTERN, isOpenState, type CatalogItem, type PurchaseRequest } from '../protocol/index.js';
+import { isPastDeadline, type CheckSchedule } from './check-schedule.js';
+import { CodePayError } from './errors.js';
+import { deriveIntent } from './intent.js';
+import { deriveIdempotencyKey } from './keys.js';
+import type { KitMetrics } from './metrics.js';
+import { purchaseLogFields } from './purchase-fields.js';
+import type { SequencerClient } from './sequencer.js';
+import type { PurchaseStore, StoredPurchase } from './store/types.js';
+
+export interface PurchaseCreationOptions {
+  gameId: string;
+  catalog: ReadonlyMap<string, CatalogItem>;
+  /** Base58 address of the wallet that receives every payment. */
+  destination: string;
+  keySecret: Uint8Array;
+  store: PurchaseStore;
+  sequencer: Pick<SequencerClient, 'sendMessage' | 'registerWebhook'>;
+  /** Registered for each new intent when set. */
+  webhookUrl?: string;
+  logger: Logger;
+  metrics: KitMetrics;
+  schedule: CheckSchedule;
+  /** Duration of a player's hold on a `unique` item after requesting it (ms). */
+  uniqueHoldMs: number;
+  now: () => number;
+  /** Called once per purchase this instance inserted, after its webhook registration. */
+  onCreated: (purchase: StoredPurchase) => void;
+}
+
+export class PurchaseCreation {
+  private readonly options: PurchaseCreationOptions;
+  private readonly catalog: ReadonlyMap<string, CatalogItem>;
+  private readonly store: PurchaseStore;
+  private readonly logger: Logger;
+  private readonly metrics: KitMetrics;
+  private readonly now: () => number;
+  /** Creations in flight on this instance, by idempotency key, so identical requests share one `SendMessage`. */
+  private readonly creating = new Map<string, Promise<StoredPurchase>>();
+
+  constructor(options: PurchaseCreationOptions) {
+    this.options = options;
+    this.catalog = options.catalog;
+    this.store = options.store;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.now = options.now;
+  }
+
+  /**
+   * Returns the player's purchase for the request's scope, creating it and its
+   * intent on the first request. Throws `CodePayError` with `unknown_item`,
+   * `invalid_request`, `already_owned`, `reserved`, `sold_out`,
+   * `sequencer_rejected` or `sequencer_unavailable`.
+   */
+  createPurchase(playerId: string, request: PurchaseRequest): Promise<StoredPurchase> {
+    const item = this.catalog.get(request.itemId);
+    if (!item) {
+      return Promise.reject(
+        new CodePayError('unknown_item', `No catalog item has the id "${request.itemId}"; request one of the ids the catalog event returns.`, {
+          playerId,
+          itemId: request.itemId,
+        }),
+      );
+    }
+
+    let attemptId: string | undefined;
+    try {
+      attemptId = this.attemptIdFor(item, request, playerId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+
+    const idempotencyKey = deriveIdempotencyKey(this.options.keySecret, {
+      gameId: this.options.gameId,
+      kind: item.kind,
+      itemId: item.id,
+      playerId,
+      attemptId,
+    });
+
+    const shared = this.creating.get(idempotencyKey);
+    if (shared) {
+      return shared;
+    }
+
+    const creation = this.createOnce(playerId, item, idempotencyKey, attemptId).finally(() => {
+      this.creating.delete(idempotencyKey);
+    });
+    this.creating.set(idempotencyKey, creation);
+    return creation;
+  }
+
+  private async createOnce(playerId: string, item: CatalogItem, idempotencyKey: string, attemptId: string | undefined): Promise<StoredPurchase> {
+    const startedAt = this.now();
+
+    const existing = await this.store.getByKey(idempotencyKey);
+    if (existing) {
+      return this.resumeExisting(existing, item, playerId);
+    }
+
+    await this.checkAvailable(item, playerId);
+
+    const intent = deriveIntent({
+      idempotencyKey,
+      amount: item.amount,
+      currency: item.currency,
+      destination: this.options.destination,
+    });
+
+    // The sequencer must accept the intent before anything is stored, so the
+    // kit never hands out a client secret for an intent it refused. A repeat
+    // of an accepted SendMessage (after a crash between here and the insert)
+    // is accepted again by the sequencer.
+    try {
+      await this.options.sequencer.sendMessage(intent.sendMessageRequest, { intentId: intent.intentId });
+    } catch (error) {
+      this.logger.warn(
+        { playerId, itemId: item.id, intentId: intent.intentId, code: errorCode(error), err: error },
+        'sequencer did not accept the intent; nothing was stored',
+      );
+      throw error;
+    }
+
+    const createdAt = this.now();
+    const { purchase, created } = await this.store.insertPurchase({
+      id: randomUUID(),
+      idempotencyKey,
+      playerId,
+      itemId: item.id,
+      kind: item.kind,
+      intentId: intent.intentId,
+      clientSecret: intent.clientSecret,
+      amount: item.amount,
+      currency: item.currency,
+      destination: this.options.destination,
+      attemptId,
+      createdAt,
+      nextCheckAt: createdAt + this.options.schedule.firstCheckAfterMs,
+    });
+
+    if (!created) {
+      // Another instance stored the same key first; its row is the purchase.
+      return purchase;
+    }
+
+    this.metrics.observeCreation(Math.max(0, this.now() - startedAt) / 1000);
+    await this.registerWebhook(purchase);
+    this.options.onCreated(purchase);
+    return purchase;
+  }
+
+  /** Returns the stored purchase of a retried scope, unless the item is no longer available to the player. */
+  private async resumeExisting(existing: StoredPurchase, item: CatalogItem, playerId: string): Promise<StoredPurchase> {
+    if (existing.state === 'granted' && existing.kind !== 'consumable') {
+      throw new CodePayError('already_owned', `The player already owns "${existing.itemId}".`, purchaseLogFields(existing));
+    }
+
+    if (existing.state === 'failed' && existing.failureReason === 'conflicting_payment') {
+      throw new CodePayError('sold_out', `"${existing.itemId}" was sold to another player.`, purchaseLogFields(existing));
+    }
+
+    if (existing.kind === 'unique' && isOpenState(existing.state)) {
+      await this.holdUniqueItem(item, playerId);
+    }
+
+    if (isOpenState(existing.state) && isPastDeadline(existing, this.now(), this.options.schedule)) {
+      // The player came back to an old purchase: restart the fast status checks,
+      // because they may be about to pay it.
+      await this.store.scheduleCheck(existing.id, this.now() + this.options.schedule.firstCheckAfterMs, 0);
+    }
+
+    return existing;
+  }
+
+  /** Throws when the player may not start a new purchase of the item. */
+  private async checkAvailable(item: CatalogItem, playerId: string): Promise<void> {
+    if (item.kind === 'permanent') {
+      // Covers grants stored under another key, for example before a key secret rotation.
+      const owned = await this.store.entitlements(playerId);
+      if ((owned[item.id] ?? 0) > 0) {
+        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
+      }
+    }
+
+    if (item.kind === 'unique') {
+      await this.holdUniqueItem(item, playerId);
+    }
+  }
+
+  private async holdUniqueItem(item: CatalogItem, playerId: string): Promise<void> {
+    const now = this.now();
+    const hold = await this.store.acquireHold(item.id, playerId, now, now + this.options.uniqueHoldMs);
+
+    if (hold.status === 'reserved') {
+      const seconds = Math.max(1, Math.ceil((hold.expiresAt - now) / 1000));
+      throw new CodePayError('reserved', `"${item.id}" is reserved for another player for up to ${seconds} s; try again later.`, {
+        playerId,
+        itemId: item.id,
+      });
+    }
+
+    if (hold.status === 'sold_out') {
+      if (hold.ownerPlayerId === playerId) {
+        throw new CodePayError('already_owned', `The player already owns "${item.id}".`, { playerId, itemId: item.id });
+      }
+      throw new CodePayError('sold_out', `"${item.id}" was sold to another player.`, { playerId, itemId: item.id });
+    }
+  }
+
+  private attemptIdFor(item: CatalogItem, request: PurchaseRequest, playerId: string): string | undefined {
+    if (item.kind !== 'consumable') {
+      // Unique and permanent purchases are one per player and item; an attempt id would not change the key.
+      return undefined;
+    }
+
+    if (request.attemptId === undefined) {
+      throw new CodePayError(
+        'invalid_request',
+        `"${item.id}" is a consumable, so the request needs an attemptId; generate one per purchase attempt and reuse it on every retry.`,
+        { playerId, itemId: item.id },
+      );
+    }
+
+    if (!ATTEMPT_ID_PATTERN.test(request.attemptId)) {
+      throw new CodePayError('invalid_request', 'Invalid attemptId: expected 8 to 64 letters, digits, "-" or "_" (a UUID fits).', {
+        playerId,
+        itemId: item.id,
+      });
+    }
+    return request.attemptId;
+  }
+
+  private async registerWebhook(purchase: StoredPurchase): Promise<void> {
+    const url = this.options.webhookUrl;
+    if (!url) {
+      return;
+    }
+
+    // A failure is not fatal: polling and revalidate confirm the payment without the webhook.
+    try {
+      const result = await this.options.sequencer.registerWebhook(purchase.intentId, url);
+      if (result === 'ok' || result === 'already_registered' || result === 'intent_exists') {
+        return;
+      }
+      this.logger.warn({ ...purchaseLogFields(purchase), result }, 'webhook registration was not accepted; polling confirms this purchase');
+    } catch (error) {
+      this.logger.warn({ ...purchaseLogFields(purchase), err: error }, 'webhook registration failed; polling confirms this purchase');
+    }
+  }
+}
+
+function errorCode(error: unknown): string {
+  return error instanceof CodePayError ? error.code : 'internal';
+}
