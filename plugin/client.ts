@@ -195,7 +195,7 @@ export class CodePayClient extends TypedEmitter<CodePayClientEventMap> {
   /**
    * Asks the server to check a purchase with the sequencer now. Without an
    * id, re-validates every open purchase the client has seen and returns
-   * the ones the server answered for; a failure of one is logged and the
+   * those the server acknowledged. A failure of one is logged, and the
    * others still run.
    */
   async revalidate(purchaseId: string): Promise<Purchase>;
