@@ -17,6 +17,9 @@ import { purchaseLogFields } from './purchase-fields.js';
 import type { SequencerClient } from './sequencer.js';
 import type { PurchaseStore, StoredPurchase } from './store/types.js';
 
+/** Maximum length of a player id; the store accepts ids of up to 200 characters. */
+export const MAX_PLAYER_ID_LENGTH = 200;
+
 export interface PurchaseCreationOptions {
   gameId: string;
   catalog: ReadonlyMap<string, CatalogItem>;
@@ -63,30 +66,15 @@ export class PurchaseCreation {
    * `sequencer_rejected` or `sequencer_unavailable`.
    */
   createPurchase(playerId: string, request: PurchaseRequest): Promise<StoredPurchase> {
-    const item = this.catalog.get(request.itemId);
-    if (!item) {
-      return Promise.reject(
-        new CodePayError('unknown_item', `No catalog item has the id "${request.itemId}"; request one of the ids the catalog event returns.`, {
-          playerId,
-          itemId: request.itemId,
-        }),
-      );
-    }
-
-    let attemptId: string | undefined;
+    // Everything up to the in-flight lookup is synchronous, so identical
+    // requests that arrive together find each other's promise.
+    let scope: { item: CatalogItem; attemptId: string | undefined; idempotencyKey: string };
     try {
-      attemptId = this.attemptIdFor(item, request, playerId);
+      scope = this.resolveScope(playerId, request);
     } catch (error) {
       return Promise.reject(error);
     }
-
-    const idempotencyKey = deriveIdempotencyKey(this.options.keySecret, {
-      gameId: this.options.gameId,
-      kind: item.kind,
-      itemId: item.id,
-      playerId,
-      attemptId,
-    });
+    const { item, attemptId, idempotencyKey } = scope;
 
     const shared = this.creating.get(idempotencyKey);
     if (shared) {
@@ -98,6 +86,34 @@ export class PurchaseCreation {
     });
     this.creating.set(idempotencyKey, creation);
     return creation;
+  }
+
+  /** Looks up the item, checks the player id and attempt id, and derives the idempotency key; throws `CodePayError`. */
+  private resolveScope(
+    playerId: string,
+    request: PurchaseRequest,
+  ): { item: CatalogItem; attemptId: string | undefined; idempotencyKey: string } {
+    if (typeof playerId !== 'string' || playerId.length === 0 || playerId.length > MAX_PLAYER_ID_LENGTH) {
+      throw new CodePayError('invalid_request', `Invalid player id: expected 1 to ${MAX_PLAYER_ID_LENGTH} characters.`);
+    }
+
+    const item = this.catalog.get(request.itemId);
+    if (!item) {
+      throw new CodePayError('unknown_item', `No catalog item has the id "${request.itemId}"; request one of the ids the catalog event returns.`, {
+        playerId,
+        itemId: request.itemId,
+      });
+    }
+
+    const attemptId = this.attemptIdFor(item, request, playerId);
+    const idempotencyKey = deriveIdempotencyKey(this.options.keySecret, {
+      gameId: this.options.gameId,
+      kind: item.kind,
+      itemId: item.id,
+      playerId,
+      attemptId,
+    });
+    return { item, attemptId, idempotencyKey };
   }
 
   private async createOnce(playerId: string, item: CatalogItem, idempotencyKey: string, attemptId: string | undefined): Promise<StoredPurchase> {

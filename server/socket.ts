@@ -18,6 +18,7 @@ import {
   type ServerToClientEvents,
 } from '../protocol/index.js';
 import { CodePayError } from './errors.js';
+import { MAX_PLAYER_ID_LENGTH } from './purchase-creation.js';
 import { toPublicPurchase, type PurchaseService } from './purchases.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import type { StoredPurchase } from './store/types.js';
@@ -44,8 +45,6 @@ export interface SocketLayerOptions {
   streamUrl?: string;
 }
 
-/** Maximum length of the player id `authenticate` returns, the store's limit for ids. */
-export const MAX_PLAYER_ID_LENGTH = 200;
 
 const purchaseRequestSchema = z.strictObject({
   itemId: z.string().regex(ITEM_ID_PATTERN, 'expected 1 to 64 letters, digits, ".", "-" or "_"'),

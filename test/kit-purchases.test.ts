@@ -230,6 +230,13 @@ describe('creation', () => {
     await expectCode(kit.createPurchase('alice', { itemId: 'no-such-item' }), 'unknown_item');
   });
 
+  it('rejects an invalid player id', async () => {
+    const { kit } = await startKit();
+
+    await expectCode(kit.createPurchase('', { itemId: 'sword' }), 'invalid_request');
+    await expectCode(kit.createPurchase('x'.repeat(201), { itemId: 'sword' }), 'invalid_request');
+  });
+
   it('keeps the pinned price after a price change', async () => {
     const { kit, dbFile, destination } = await startKit();
     const first = await kit.createPurchase('alice', { itemId: 'sword' });
