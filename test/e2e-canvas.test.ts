@@ -1,0 +1,215 @@
+// Browser tests of the sample game's canvas payment flow, end to end: the
+// game server as `npm start` runs it (kit on SQLite, sandbox sequencer in the
+// same process) in a child process, the built game in Chromium, and the
+// sandbox wallet page in a second tab paying the intent the sheet shows.
+
+import path from 'node:path';
+
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  GamePage,
+  hasChromium,
+  IMAGES_DIR,
+  launchBrowser,
+  newLoopbackContext,
+  payInWallet,
+  screenshotOnFailure,
+  UPDATE_SCREENSHOTS,
+} from './e2e/browser.js';
+import {
+  buildGameOnce,
+  listCharges,
+  listIntents,
+  makeDataDir,
+  readGrants,
+  readQuantity,
+  startGameServer,
+  type GameServer,
+} from './e2e/game-server.js';
+
+const run = hasChromium('sample game canvas flow');
+
+let browser: Browser;
+let server: GameServer;
+let sandboxUrl: string;
+let dataDir: { dir: string; remove: () => void };
+let databaseFile: string;
+
+beforeAll(async () => {
+  if (!run) return;
+
+  await buildGameOnce();
+  dataDir = makeDataDir();
+  databaseFile = path.join(dataDir.dir, 'sample-game.db');
+  server = await startGameServer({ CODE_PAY_DATABASE_URL: databaseFile });
+  sandboxUrl = server.sandboxUrl!;
+  browser = await launchBrowser();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+  dataDir?.remove();
+});
+
+/** Opens a fresh player (own context, so own storage and guest) on the game. */
+async function openPlayer(pages: Page[], query = ''): Promise<{ context: BrowserContext; game: GamePage }> {
+  const context = await newLoopbackContext(browser);
+  const game = await GamePage.open(context, server.gameUrl, query);
+  pages.push(game.page);
+  return { context, game };
+}
+
+async function intentCount(): Promise<number> {
+  return (await listIntents(sandboxUrl)).length;
+}
+
+describe.skipIf(!run)('sample game canvas flow', () => {
+  it('buys the golden ship once', async () => {
+    const pages: Page[] = [];
+    screenshotOnFailure('permanent', () => pages);
+    const { context, game } = await openPlayer(pages);
+
+    try {
+      await game.openShop();
+      if (UPDATE_SCREENSHOTS) {
+        await game.page.screenshot({ path: path.join(IMAGES_DIR, 'shop.png') });
+      }
+      const intentsBefore = await intentCount();
+
+      await game.clickBuy('golden-ship');
+      const sheet = await game.waitForWaitingSheet();
+      expect(await intentCount()).toBe(intentsBefore + 1);
+      if (UPDATE_SCREENSHOTS) {
+        await game.page.screenshot({ path: path.join(IMAGES_DIR, 'payment-sheet.png') });
+      }
+
+      const wallet = await payInWallet(context, sandboxUrl, sheet);
+      pages.push(wallet);
+
+      await game.waitForGrantedSheet(sheet.purchaseId);
+      expect(await game.sheetStatuses(sheet.purchaseId)).toEqual(expect.arrayContaining(['waiting', 'granted']));
+      expect(await game.events(sheet.purchaseId)).toContain('purchase:paid');
+      await expect.poll(() => game.quantity('golden-ship')).toBe(1);
+      await expect.poll(() => game.shipTexture()).toBe('golden-ship');
+      await expect.poll(async () => (await game.shopTexts('golden-ship')).button).toBe('Owned');
+
+      const playerId = await game.playerId();
+      expect(readGrants(databaseFile, playerId)).toHaveLength(1);
+      const charges = (await listCharges(sandboxUrl)).filter((charge) => charge.intentId === sheet.intentId);
+      expect(charges).toHaveLength(1);
+
+      // Buying again: the plugin rejects with already_owned and no intent is created.
+      const intentsAfterGrant = await intentCount();
+      expect(await game.purchaseThroughPlugin('golden-ship')).toBe('already_owned');
+      expect(await intentCount()).toBe(intentsAfterGrant);
+      expect(await game.sheet()).toBeUndefined();
+      expect(readGrants(databaseFile, playerId)).toHaveLength(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('reopens a pending sheet after reload', async () => {
+    const pages: Page[] = [];
+    screenshotOnFailure('reload', () => pages);
+    const { context, game } = await openPlayer(pages);
+
+    try {
+      await game.openShop();
+      await game.clickBuy('golden-ship');
+      const sheet = await game.waitForWaitingSheet();
+      const intentsBefore = await intentCount();
+
+      await game.reload();
+      const reopened = await game.waitForWaitingSheet();
+      expect(reopened.purchaseId).toBe(sheet.purchaseId);
+      expect(reopened.intentId).toBe(sheet.intentId);
+      expect(await intentCount()).toBe(intentsBefore);
+
+      pages.push(await payInWallet(context, sandboxUrl, reopened));
+      await game.waitForGrantedSheet(sheet.purchaseId);
+      await expect.poll(() => game.quantity('golden-ship')).toBe(1);
+
+      const playerId = await game.playerId();
+      expect(readGrants(databaseFile, playerId)).toHaveLength(1);
+      expect(readQuantity(databaseFile, playerId, 'golden-ship')).toBe(1);
+      expect((await listCharges(sandboxUrl)).filter((charge) => charge.intentId === sheet.intentId)).toHaveLength(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('charges each consumable purchase once', async () => {
+    const pages: Page[] = [];
+    screenshotOnFailure('consumable', () => pages);
+    const { context, game } = await openPlayer(pages);
+
+    try {
+      const playerId = await game.playerId();
+      await game.openShop();
+      const intentIds: string[] = [];
+
+      // Two purchases of the pack: two intents, two charges, two grants.
+      for (let round = 1; round <= 2; round += 1) {
+        await game.clickBuy('extra-lives');
+        const sheet = await game.waitForWaitingSheet();
+        expect(intentIds).not.toContain(sheet.intentId);
+        intentIds.push(sheet.intentId);
+
+        const wallet = await payInWallet(context, sandboxUrl, sheet);
+        await wallet.close();
+        await game.waitForGrantedSheet(sheet.purchaseId);
+        await expect.poll(() => game.quantity('extra-lives')).toBe(round);
+      }
+      expect(readGrants(databaseFile, playerId)).toHaveLength(2);
+      const charges = (await listCharges(sandboxUrl)).filter((charge) => intentIds.includes(charge.intentId));
+      expect(charges).toHaveLength(2);
+
+      // A third purchase whose acknowledgement never arrives: the server
+      // created the purchase and its intent, the page reloads, and buying
+      // again resends the stored attempt id, so the same intent comes back.
+      let droppedAcks = 0;
+      await game.page.routeWebSocket(/\/socket\.io\//, (socket) => {
+        const server = socket.connectToServer();
+        server.onMessage((message) => {
+          if (typeof message === 'string' && /^43\/code-pay,\d+\[\{"ok":true,"purchase"/.test(message) && droppedAcks === 0) {
+            droppedAcks += 1;
+            return;
+          }
+          socket.send(message);
+        });
+      });
+      await game.reload();
+      const intentsBefore = await listIntents(sandboxUrl);
+
+      await game.openShop();
+      await game.clickBuy('extra-lives');
+      await expect.poll(() => droppedAcks, { timeout: 15_000, message: 'no purchase acknowledgement went past the socket route' }).toBe(1);
+      await expect.poll(async () => (await listIntents(sandboxUrl)).length, { timeout: 15_000 }).toBe(intentsBefore.length + 1);
+      const retriedIntent = (await listIntents(sandboxUrl))[0]!;
+      expect(intentIds).not.toContain(retriedIntent.intentId);
+      expect(await game.sheet()).toBeUndefined();
+
+      await game.reload();
+      await game.openShop();
+      await game.clickBuy('extra-lives');
+      const sheet = await game.waitForWaitingSheet();
+      expect(sheet.intentId).toBe(retriedIntent.intentId);
+      expect(await intentCount()).toBe(intentsBefore.length + 1);
+
+      const wallet = await payInWallet(context, sandboxUrl, sheet);
+      pages.push(wallet);
+      await game.waitForGrantedSheet(sheet.purchaseId);
+      await expect.poll(() => game.quantity('extra-lives')).toBe(3);
+
+      expect(readGrants(databaseFile, playerId)).toHaveLength(3);
+      const retriedCharges = (await listCharges(sandboxUrl)).filter((charge) => charge.intentId === retriedIntent.intentId);
+      expect(retriedCharges).toHaveLength(1);
+    } finally {
+      await context.close();
+    }
+  });
+});
