@@ -216,8 +216,18 @@ describe.skipIf(!availability.run).each(versions)('plugin in Phaser $major', ({ 
     expect(pageErrors).toEqual([]);
   });
 
-  it('destroys the game with an open sheet', async () => {
+  it('shows overridden labels', async () => {
+    await page.goto(`${site.url}/?cancelLabel=Abbrechen`);
+    await waitFor(() => readState(page).catch(() => ({ ready: false }) as PageState), (state) => state.ready, 'the game to boot');
+
     await page.evaluate(() => (window as never as { codePayTest: { purchase(id: string): void } }).codePayTest.purchase('gems'));
+    const sheet = await waitFor(() => readSheet(page), (view) => view?.status === 'waiting', 'the gems sheet');
+
+    expect(sheet!.texts).toContain('Abbrechen');
+    expect(sheet!.texts).not.toContain('Cancel');
+  });
+
+  it('destroys the game with an open sheet', async () => {
     await waitFor(() => readSheet(page), (view) => view?.status === 'waiting', 'the gems sheet');
 
     await page.evaluate(() => (window as never as { codePayTest: { game: { destroy(removeCanvas: boolean): void } } }).codePayTest.game.destroy(true));
