@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 
 import { ensureGameBuilt } from '../../sample-game/server/build.js';
+import { ensureSandboxBundles } from '../sandbox-pages-bundles.js';
 
 type ServerProcess = ChildProcessByStdio<null, Readable, Readable>;
 
@@ -27,10 +28,13 @@ const STALE_LOCK_MS = 300_000;
 
 /**
  * Builds the game client into sample-game/dist/ when its sources changed, as
- * `npm start` does. Test files run in parallel processes and Vite empties its
- * output folder first, so a lock folder makes them build one at a time.
+ * `npm start` does, and the sandbox's wallet and elements pages. Test files
+ * run in parallel processes and Vite empties its output folder first, so a
+ * lock folder makes them build one at a time.
  */
 export async function buildGameOnce(): Promise<void> {
+  await ensureSandboxBundles();
+
   mkdirSync(path.dirname(BUILD_LOCK_DIR), { recursive: true });
   while (!tryLock()) {
     await sleep(250);
