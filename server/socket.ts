@@ -90,7 +90,7 @@ export class SocketLayer {
 
     namespace.use((socket, next) => {
       if (this.closed) {
-        next(new Error('The payment server is shutting down; reconnect to another instance or try again later.'));
+        next(connectError('internal', 'The payment server is shutting down; reconnect to another instance or try again later.'));
         return;
       }
       this.authenticate(socket).then(
@@ -237,10 +237,15 @@ function failure(error: ErrorBody): { ok: false; error: ErrorBody } {
   return { ok: false, error };
 }
 
-function unauthenticated(message: string): Error & { data: ErrorBody } {
+/** Creates a handshake error; socket.io sends `data` to the client with its `connect_error`. */
+function connectError(code: ErrorBody['code'], message: string): Error & { data: ErrorBody } {
   const error = new Error(message) as Error & { data: ErrorBody };
-  error.data = { code: 'unauthenticated', message };
+  error.data = { code, message };
   return error;
+}
+
+function unauthenticated(message: string): Error & { data: ErrorBody } {
+  return connectError('unauthenticated', message);
 }
 
 function describeIssues(error: z.ZodError): string {

@@ -115,6 +115,7 @@ describe('close with sockets', () => {
     expect(reason).toBe('io server disconnect');
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/shutting down/);
+    expect((error as Error & { data?: { code: string } }).data?.code).toBe('internal');
   });
 });
 
