@@ -81,7 +81,13 @@ function isPinoLike(value: unknown): value is Logger {
 const storeSchema = z.union(
   [
     z.object({ sqlite: z.string().min(1), busyTimeoutMs: z.number().int().min(0).optional() }).strict(),
-    z.object({ postgres: z.string().min(1) }).strict(),
+    z
+      .object({
+        postgres: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// connection URL'),
+        maxConnections: z.number().int().min(1).optional(),
+        connectionTimeoutMs: z.number().int().min(1).optional(),
+      })
+      .strict(),
   ],
   { error: 'expected { sqlite: "./code-pay.db" } (a database file path) or { postgres: "postgres://…" }' },
 );

@@ -8,7 +8,8 @@ import { PURCHASE_STATES } from '../protocol/index.js';
 import type { PurchaseState } from '../protocol/index.js';
 import { CodePayError } from '../server/errors.js';
 import { canTransition } from '../server/purchase-state.js';
-import type { NewPurchase, PurchaseStore, StoredPurchase } from '../server/store/types.js';
+import { MIGRATIONS } from '../server/store/migrations.js';
+import type { Lease, NewPurchase, PurchaseStore, StoredPurchase } from '../server/store/types.js';
 
 /** One empty database; every `open()` is a new connection to it with a migrated store. */
 export interface TestDatabase {
@@ -656,6 +657,43 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
         }
       });
 
+      it('reserves an item another player paid for', async () => {
+        const store = await freshStore();
+        await store.acquireHold('crown', 'player-1', T0, T0 + 60_000);
+        const paid = await insertPaid(store, { itemId: 'crown', kind: 'unique', playerId: 'player-1' });
+
+        // The payer's hold has lapsed, but the paid purchase still waits for its grant.
+        const outcome = await store.acquireHold('crown', 'player-2', T0 + 120_000, T0 + 180_000);
+        expect(outcome.status).toBe('reserved');
+        expect(outcome).toMatchObject({ holderPlayerId: 'player-1' });
+        expect((outcome as { expiresAt: number }).expiresAt).toBeGreaterThan(T0 + 120_000);
+
+        expect(await store.acquireHold('crown', 'player-1', T0 + 120_000, T0 + 180_000)).toEqual({
+          status: 'held',
+          expiresAt: T0 + 180_000,
+          holderPlayerId: 'player-1',
+        });
+
+        await store.grant(paid.id, () => undefined, T0 + 130_000);
+        expect(await store.acquireHold('crown', 'player-2', T0 + 140_000, T0 + 200_000)).toEqual({
+          status: 'sold_out',
+          ownerPlayerId: 'player-1',
+        });
+      });
+
+      it('frees an item whose paid purchase failed', async () => {
+        const store = await freshStore();
+        const paid = await insertPaid(store, { itemId: 'crown', kind: 'unique', playerId: 'player-1' });
+        await store.transaction((tx) =>
+          tx.execute("UPDATE code_pay_purchases SET state = 'failed', failure_reason = 'test' WHERE id = $1", [paid.id]),
+        );
+
+        expect(await store.acquireHold('crown', 'player-2', T0 + 120_000, T0 + 180_000)).toMatchObject({
+          status: 'held',
+          holderPlayerId: 'player-2',
+        });
+      });
+
       it('keeps holds of different items apart', async () => {
         const store = await freshStore();
 
@@ -796,6 +834,95 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
+    describe('leases', () => {
+      function lease(owner: string, now: number, durationMs = 30_000): Lease {
+        return { owner, now, expiresAt: now + durationMs };
+      }
+
+      it('claims each due check once', async () => {
+        const store = await freshStore();
+        const due = await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 5_000 }));
+        await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 50_000 }));
+
+        const first = await store.claimChecksDue(lease('instance-a', T0 + 10_000), 10);
+        const second = await store.claimChecksDue(lease('instance-b', T0 + 10_000), 10);
+
+        expect(first.map((purchase) => purchase.id)).toEqual([due.purchase.id]);
+        expect(second).toEqual([]);
+      });
+
+      it('hands an expired lease to another instance', async () => {
+        const store = await freshStore();
+        const { purchase } = await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 5_000 }));
+        await store.claimChecksDue(lease('instance-a', T0 + 10_000, 30_000), 10);
+
+        expect(await store.claimChecksDue(lease('instance-b', T0 + 39_999), 10)).toEqual([]);
+        const taken = await store.claimChecksDue(lease('instance-b', T0 + 40_000), 10);
+        expect(taken.map((claimed) => claimed.id)).toEqual([purchase.id]);
+      });
+
+      it('ends the lease when the check is rescheduled', async () => {
+        const store = await freshStore();
+        const { purchase } = await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 5_000 }));
+        await store.claimChecksDue(lease('instance-a', T0 + 10_000), 10);
+
+        await store.scheduleCheck(purchase.id, T0 + 12_000, 1);
+
+        expect(await store.claimChecksDue(lease('instance-b', T0 + 11_000), 10)).toEqual([]);
+        const claimed = await store.claimChecksDue(lease('instance-b', T0 + 12_000), 10);
+        expect(claimed.map((item) => item.id)).toEqual([purchase.id]);
+      });
+
+      it('ends the lease when the state changes', async () => {
+        const store = await freshStore();
+        const { purchase } = await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 5_000 }));
+        await store.claimChecksDue(lease('instance-a', T0 + 10_000), 10);
+
+        await store.transition({ purchaseId: purchase.id, to: 'paid', source: 'poll', at: T0 + 11_000 });
+
+        const grants = await store.claimGrantsDue(lease('instance-b', T0 + 11_000), 10);
+        expect(grants.map((item) => item.id)).toEqual([purchase.id]);
+        expect(await store.claimGrantsDue(lease('instance-a', T0 + 11_000), 10)).toEqual([]);
+      });
+
+      it('claims due checks once among concurrent stores', async () => {
+        const { database, store: first } = await openDatabase();
+        const second = await openAgain(database);
+        const ids = new Set<string>();
+        for (let index = 0; index < 20; index += 1) {
+          ids.add((await first.insertPurchase(newPurchase({ nextCheckAt: T0 + index }))).purchase.id);
+        }
+
+        const batches = await Promise.all(
+          Array.from({ length: 8 }, (_, index) => (index % 2 === 0 ? first : second).claimChecksDue(lease(`instance-${index}`, T0 + 100), 5)),
+        );
+
+        const claimed = batches.flat().map((purchase) => purchase.id);
+        expect(claimed).toHaveLength(20);
+        expect(new Set(claimed)).toEqual(ids);
+      });
+
+      it('claims open purchases for reconciliation whatever their schedule', async () => {
+        const store = await freshStore();
+        const later = await store.insertPurchase(newPurchase({ nextCheckAt: T0 + 500_000 }));
+        const paid = await insertPaid(store);
+        const leased = await store.insertPurchase(newPurchase({ nextCheckAt: T0 }));
+        await store.claimChecksDue(lease('instance-a', T0 + 1_000), 10);
+
+        const claimed = await store.claimOpen([later.purchase.id, paid.id, leased.purchase.id], lease('instance-b', T0 + 2_000));
+
+        expect(claimed.map((purchase) => purchase.id)).toEqual([later.purchase.id]);
+        expect(await store.claimOpen([later.purchase.id], lease('instance-c', T0 + 2_000))).toEqual([]);
+        expect(await store.claimOpen([], lease('instance-c', T0 + 2_000))).toEqual([]);
+      });
+
+      it('rejects a lease that ends before it starts', async () => {
+        const store = await freshStore();
+        await expectCodePayError(store.claimChecksDue({ owner: 'instance-a', now: T0, expiresAt: T0 }, 10), 'invalid_request');
+        await expectCodePayError(store.claimGrantsDue({ owner: '', now: T0, expiresAt: T0 + 1 }, 10), 'invalid_request');
+      });
+    });
+
     describe('transaction', () => {
       it('rolls back the game’s writes when the callback throws', async () => {
         const store = await freshStore();
@@ -867,19 +994,21 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
         await store.migrate();
 
         const versions = await store.transaction((tx) => tx.query<{ version: number }>('SELECT version FROM code_pay_schema_version ORDER BY version'));
-        expect(versions.map((row) => Number(row.version))).toEqual([1]);
+        expect(versions.map((row) => Number(row.version))).toEqual(MIGRATIONS.map((migration) => migration.version));
       });
 
-      it('migrates a new database opened by two stores at once', async () => {
+      it('migrates a new database opened by five stores at once', async () => {
         const database = await target.createDatabase();
 
-        const stores = await Promise.all([database.open(), database.open()]);
+        const stores = await Promise.all(Array.from({ length: 5 }, () => database.open()));
         opened.push(...stores);
 
         const { purchase } = await stores[0].insertPurchase(newPurchase());
-        expect(await stores[1].getById(purchase.id)).toEqual(purchase);
+        for (const store of stores.slice(1)) {
+          expect(await store.getById(purchase.id)).toEqual(purchase);
+        }
         const versions = await stores[1].transaction((tx) => tx.query('SELECT version FROM code_pay_schema_version'));
-        expect(versions).toHaveLength(1);
+        expect(versions).toHaveLength(MIGRATIONS.length);
       });
     });
   });

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../server/errors.js';
+import { MIGRATIONS } from '../server/store/migrations.js';
 import { openStore } from '../server/store/index.js';
 import type { PurchaseStore, StoreTransaction } from '../server/store/types.js';
 import { describeStoreContract, expectCodePayError, newPurchase } from './store-contract.js';
@@ -228,7 +229,7 @@ describe('SQLite store', () => {
 
     const store = await open(file);
     const versions = await store.transaction((tx) => tx.query('SELECT version FROM code_pay_schema_version'));
-    expect(versions).toEqual([{ version: 1 }]);
+    expect(versions).toEqual(MIGRATIONS.map((migration) => ({ version: migration.version })));
   });
 
   it('refuses a schema newer than the kit', async () => {
@@ -242,11 +243,11 @@ describe('SQLite store', () => {
 });
 
 describe('openStore', () => {
-  it('rejects PostgreSQL for now', async () => {
-    const opening = openStore({ postgres: 'postgres://127.0.0.1/code_pay' }, silent);
+  it('rejects a postgres setting that is no URL', async () => {
+    const opening = openStore({ postgres: '127.0.0.1/code_pay' }, silent);
 
     await expect(opening).rejects.toBeInstanceOf(ConfigError);
-    await expect(opening).rejects.toThrow('PostgreSQL support is not available yet');
+    await expect(opening).rejects.toThrow('expected a connection URL');
   });
 
   it('rejects a missing or ambiguous setting', async () => {

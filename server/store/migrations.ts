@@ -118,6 +118,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 2,
+    name: 'leases of background work on purchases',
+    statements(dialect) {
+      const types = columnTypes(dialect);
+      return [
+        `ALTER TABLE code_pay_purchases ADD COLUMN lease_owner TEXT`,
+        `ALTER TABLE code_pay_purchases ADD COLUMN lease_expires_at ${types.bigint}`,
+      ];
+    },
+  },
 ];
 
 /** Any constant key works, as long as every kit instance uses the same one. */

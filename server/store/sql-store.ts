@@ -32,6 +32,7 @@ import type {
   GrantHandler,
   GrantOutcome,
   HoldOutcome,
+  Lease,
   NewPurchase,
   PaymentReview,
   PurchaseStore,
@@ -57,6 +58,14 @@ function stateList(states: readonly PurchaseState[]): string {
 
 const OPEN_STATE_LIST = stateList(OPEN_STATES);
 
+/** Ends the background work lease of a purchase; every write of its schedule or state does. */
+const RELEASE_LEASE = 'lease_owner = NULL, lease_expires_at = NULL';
+
+/** The condition that no live lease covers a purchase at the time `$param`. */
+function leaseIsFree(param: string): string {
+  return `(lease_expires_at IS NULL OR lease_expires_at <= ${param})`;
+}
+
 const INSERT_TRANSITION = `INSERT INTO code_pay_transitions (purchase_id, from_state, to_state, source, detail, at)
   VALUES ($1, $2, $3, $4, $5, $6)`;
 
@@ -66,15 +75,39 @@ interface TransitionLogLine {
   source: TransitionSource;
 }
 
+/**
+ * The `expiresAt` of a `reserved` outcome caused by another player's paid
+ * purchase whose hold lapsed (ms after now). The reservation itself lasts
+ * until that grant commits or fails; this is when a caller may ask again.
+ */
+const PAID_RESERVATION_RETRY_MS = 60_000;
+
 /** Purchase, player and item ids, idempotency keys and intent ids. */
 const idSchema = z.string().min(1).max(200);
 const timestampSchema = z.number().int().nonnegative();
+const leaseSchema = z
+  .object({ owner: idSchema, now: timestampSchema, expiresAt: timestampSchema })
+  .strict()
+  .refine((lease) => lease.expiresAt > lease.now, 'expiresAt must be later than now');
+
+function compareSchedule(a: number | null, b: number | null): number {
+  return (a ?? 0) - (b ?? 0);
+}
+
+function compareIds(a: string, b: string): number {
+  if (a === b) {
+    return 0;
+  }
+  return a < b ? -1 : 1;
+}
 
 export class SqlPurchaseStore implements PurchaseStore {
   readonly dialect: StoreDriver['dialect'];
   private readonly logger: Logger;
   /** Locks the selected purchase row until commit; SQLite needs no row lock. */
   private readonly forUpdate: string;
+  /** Skips rows another transaction has locked while claiming; SQLite runs one write transaction at a time. */
+  private readonly skipLocked: string;
 
   constructor(
     private readonly driver: StoreDriver,
@@ -83,6 +116,7 @@ export class SqlPurchaseStore implements PurchaseStore {
     this.dialect = driver.dialect;
     this.logger = logger ?? pino({ name: 'phaser-code-pay.store' });
     this.forUpdate = driver.dialect === 'postgres' ? ' FOR UPDATE' : '';
+    this.skipLocked = driver.dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
   }
 
   migrate(): Promise<void> {
@@ -255,7 +289,7 @@ export class SqlPurchaseStore implements PurchaseStore {
       await handler({ ...current }, tx);
 
       const granted = await tx.query<PurchaseRow>(
-        `UPDATE code_pay_purchases SET state = 'granted', updated_at = $2, granted_at = $2, next_grant_at = NULL
+        `UPDATE code_pay_purchases SET state = 'granted', updated_at = $2, granted_at = $2, next_grant_at = NULL, ${RELEASE_LEASE}
           WHERE id = $1 AND state = 'paid' RETURNING *`,
         [id, at],
       );
@@ -281,7 +315,7 @@ export class SqlPurchaseStore implements PurchaseStore {
 
     await this.driver.transaction(async (tx) => {
       const updated = await tx.execute(
-        `UPDATE code_pay_purchases SET last_grant_error = $2, next_grant_at = $3, grant_attempts = grant_attempts + 1
+        `UPDATE code_pay_purchases SET last_grant_error = $2, next_grant_at = $3, grant_attempts = grant_attempts + 1, ${RELEASE_LEASE}
           WHERE id = $1 AND state = 'paid'`,
         [id, truncateText(message), nextGrantAt],
       );
@@ -322,7 +356,7 @@ export class SqlPurchaseStore implements PurchaseStore {
 
     await this.driver.transaction(async (tx) => {
       const updated = await tx.execute(
-        `UPDATE code_pay_purchases SET next_check_at = $2, check_attempts = $3 WHERE id = $1 AND state IN (${OPEN_STATE_LIST})`,
+        `UPDATE code_pay_purchases SET next_check_at = $2, check_attempts = $3, ${RELEASE_LEASE} WHERE id = $1 AND state IN (${OPEN_STATE_LIST})`,
         [id, nextCheckAt, checkAttempts],
       );
       if (updated.rowCount === 0) {
@@ -342,6 +376,43 @@ export class SqlPurchaseStore implements PurchaseStore {
     });
   }
 
+  async claimChecksDue(lease: Lease, limit: number): Promise<StoredPurchase[]> {
+    parseInput(leaseSchema, lease, 'claimChecksDue');
+    parseInput(pageLimit, limit, 'claimChecksDue');
+    return this.claim(
+      lease,
+      `state IN (${OPEN_STATE_LIST}) AND next_check_at IS NOT NULL AND next_check_at <= $3`,
+      'ORDER BY next_check_at, id LIMIT $4',
+      [limit],
+      (a, b) => compareSchedule(a.nextCheckAt, b.nextCheckAt) || compareIds(a.id, b.id),
+    );
+  }
+
+  async claimGrantsDue(lease: Lease, limit: number): Promise<StoredPurchase[]> {
+    parseInput(leaseSchema, lease, 'claimGrantsDue');
+    parseInput(pageLimit, limit, 'claimGrantsDue');
+    return this.claim(
+      lease,
+      `state = 'paid' AND next_grant_at IS NOT NULL AND next_grant_at <= $3`,
+      'ORDER BY next_grant_at, id LIMIT $4',
+      [limit],
+      (a, b) => compareSchedule(a.nextGrantAt, b.nextGrantAt) || compareIds(a.id, b.id),
+    );
+  }
+
+  async claimOpen(purchaseIds: readonly string[], lease: Lease): Promise<StoredPurchase[]> {
+    parseInput(z.array(idSchema).max(1_000), purchaseIds, 'claimOpen');
+    parseInput(leaseSchema, lease, 'claimOpen');
+    if (purchaseIds.length === 0) {
+      return [];
+    }
+
+    const placeholders = purchaseIds.map((_, index) => `$${index + 4}`).join(', ');
+    return this.claim(lease, `state IN (${OPEN_STATE_LIST}) AND id IN (${placeholders})`, 'ORDER BY id', [...purchaseIds], (a, b) =>
+      compareIds(a.id, b.id),
+    );
+  }
+
   async acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome> {
     parseInput(holdSchema, { itemId, playerId, now, expiresAt }, 'acquireHold');
 
@@ -351,10 +422,20 @@ export class SqlPurchaseStore implements PurchaseStore {
         return { status: 'sold_out', ownerPlayerId: owner.player_id };
       }
 
-      // NOTE: a paid but not yet granted purchase by another player does not
-      // block a new hold, so a second player can still pay; the grant step then
-      // records that payment as conflicting instead of granting it twice.
-      //
+      // A paid purchase of another player that waits for its grant reserves
+      // the item, even when its hold lapsed, so nobody else starts paying for
+      // an item that is about to be granted.
+      const payer = await this.selectPaidUniquePayer(tx, itemId, playerId);
+      if (payer !== undefined) {
+        const hold = await this.selectHold(tx, itemId);
+        const holdOfPayer = hold !== undefined && hold.player_id === payer && Number(hold.expires_at) > now;
+        return {
+          status: 'reserved',
+          expiresAt: holdOfPayer ? Number(hold.expires_at) : now + PAID_RESERVATION_RETRY_MS,
+          holderPlayerId: payer,
+        };
+      }
+
       // One statement takes a free or lapsed hold, or extends the caller's own
       // (never shortening it), so concurrent callers on PostgreSQL cannot both win.
       const claimedHold = await tx.query<{ player_id: string; expires_at: number | string }>(
@@ -421,6 +502,33 @@ export class SqlPurchaseStore implements PurchaseStore {
     return this.driver.transaction(fn);
   }
 
+  /**
+   * Sets the lease on the rows that match `condition` and no live lease
+   * covers, in one statement. The condition and the lease check repeat in the
+   * outer `WHERE`, because PostgreSQL rechecks only those on a row that
+   * another transaction changed meanwhile. Parameters: `$1` owner, `$2`
+   * expiry, `$3` now, then `extraParams`.
+   */
+  private async claim(
+    lease: Lease,
+    condition: string,
+    orderAndLimit: string,
+    extraParams: readonly unknown[],
+    compare: (a: StoredPurchase, b: StoredPurchase) => number,
+  ): Promise<StoredPurchase[]> {
+    const rows = await this.driver.transaction((tx) =>
+      tx.query<PurchaseRow>(
+        `UPDATE code_pay_purchases SET lease_owner = $1, lease_expires_at = $2
+          WHERE ${condition} AND ${leaseIsFree('$3')} AND id IN (
+            SELECT id FROM code_pay_purchases WHERE ${condition} AND ${leaseIsFree('$3')} ${orderAndLimit}${this.skipLocked}
+          )
+          RETURNING *`,
+        [lease.owner, lease.expiresAt, lease.now, ...extraParams],
+      ),
+    );
+    return rows.map(toStoredPurchase).sort(compare);
+  }
+
   private read<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     return this.driver.transaction(fn, { readOnly: true });
   }
@@ -443,6 +551,17 @@ export class SqlPurchaseStore implements PurchaseStore {
     return rows[0];
   }
 
+  /** The player of the oldest paid, not yet granted purchase of a unique item other than `playerId`. */
+  private async selectPaidUniquePayer(tx: StoreTransaction, itemId: string, playerId: string): Promise<string | undefined> {
+    const rows = await tx.query<{ player_id: string }>(
+      `SELECT player_id FROM code_pay_purchases
+        WHERE item_id = $1 AND kind = 'unique' AND state = 'paid' AND player_id <> $2
+        ORDER BY paid_at, id LIMIT 1`,
+      [itemId, playerId],
+    );
+    return rows[0]?.player_id;
+  }
+
   private async selectHold(tx: StoreTransaction, itemId: string) {
     const rows = await tx.query<{ player_id: string; expires_at: number | string }>(
       'SELECT player_id, expires_at FROM code_pay_holds WHERE item_id = $1',
@@ -459,7 +578,7 @@ export class SqlPurchaseStore implements PurchaseStore {
   private async applyTransition(tx: StoreTransaction, current: StoredPurchase, request: TransitionRequest): Promise<StoredPurchase> {
     const sources = stateList(statesThatCanTransitionTo(request.to));
 
-    let assignments = 'state = $2, updated_at = $3';
+    let assignments = `state = $2, updated_at = $3, ${RELEASE_LEASE}`;
     const params: unknown[] = [request.purchaseId, request.to, request.at];
     if (request.to === 'paid') {
       // Payment ends polling and starts grant delivery at once.
@@ -520,7 +639,7 @@ export class SqlPurchaseStore implements PurchaseStore {
     at: number,
   ): Promise<StoredPurchase> {
     const rows = await tx.query<PurchaseRow>(
-      `UPDATE code_pay_purchases SET state = 'failed', updated_at = $2, failure_reason = 'conflicting_payment', next_grant_at = NULL
+      `UPDATE code_pay_purchases SET state = 'failed', updated_at = $2, failure_reason = 'conflicting_payment', next_grant_at = NULL, ${RELEASE_LEASE}
         WHERE id = $1 AND state = 'paid' RETURNING *`,
       [purchase.id, at],
     );

@@ -124,6 +124,20 @@ export interface PaymentReview {
   createdAt: number;
 }
 
+/**
+ * A claim of background work (a status check or a grant retry) by one kit
+ * instance. Until `expiresAt` no other instance claims the same purchase;
+ * after it, for example when the owner died, any instance may.
+ */
+export interface Lease {
+  /** Names the claiming kit instance, for operators; unique per process. */
+  owner: string;
+  /** The claim's clock (ms since epoch): leases that expired at or before it are free. */
+  now: number;
+  /** When the claim lapses unless the work ends it first (ms since epoch). */
+  expiresAt: number;
+}
+
 export interface PurchaseStore {
   readonly dialect: 'sqlite' | 'postgres';
 
@@ -173,7 +187,22 @@ export interface PurchaseStore {
   /** All open purchases, for start-up reconciliation, in pages after `afterId`. */
   listOpen(afterId: string | null, limit: number): Promise<StoredPurchase[]>;
 
-  /** Takes or extends the hold on a `unique` item for a player. */
+  /**
+   * Claims up to `limit` open purchases whose status check is due at
+   * `lease.now` and which no live lease covers, oldest first. Two instances
+   * calling at once never get the same purchase. The claim ends when the
+   * check is rescheduled or the purchase changes state, or at `lease.expiresAt`.
+   */
+  claimChecksDue(lease: Lease, limit: number): Promise<StoredPurchase[]>;
+  /** Claims up to `limit` paid purchases whose grant is due, as `claimChecksDue` does for status checks. */
+  claimGrantsDue(lease: Lease, limit: number): Promise<StoredPurchase[]>;
+  /** Claims those of the given open purchases that no live lease covers, whatever their schedule; for start-up reconciliation. */
+  claimOpen(purchaseIds: readonly string[], lease: Lease): Promise<StoredPurchase[]>;
+
+  /**
+   * Takes or extends the hold on a `unique` item for a player. A paid, not
+   * yet granted purchase of the item by another player makes it `reserved`.
+   */
   acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome>;
   /** The current holder (`held`) or owner (`sold_out`) of a `unique` item; undefined when it is free. */
   getHold(itemId: string, now: number): Promise<HoldOutcome | undefined>;
