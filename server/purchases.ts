@@ -16,9 +16,6 @@ import type { GrantHandler, PurchaseStore, StoredPurchase, TransitionSource } fr
 
 export { purchaseLogFields, toPublicPurchase } from './purchase-fields.js';
 
-/** Hold of a paid `unique` item for its payer until the grant commits (ms); the grant ends it by making the item owned. */
-const PAID_UNIQUE_HOLD_MS = 365 * 24 * 60 * 60_000;
-
 export interface PurchaseServiceOptions {
   gameId: string;
   catalog: readonly CatalogItem[];
@@ -181,9 +178,6 @@ export class PurchaseService {
     if (result.changed) {
       this.logTransition(result.purchase, result.from, source, detail);
       this.metrics.observeConfirmation(Math.max(0, at - purchase.createdAt) / 1000, source);
-      if (result.purchase.kind === 'unique') {
-        await this.holdPaidUniqueItem(result.purchase, at);
-      }
       this.notify(result.purchase);
     } else if (result.purchase.state === 'failed') {
       this.logger.warn(
@@ -202,25 +196,6 @@ export class PurchaseService {
       return result.purchase;
     }
     return (await this.deliverGrant(result.purchase.id)) ?? result.purchase;
-  }
-
-  /**
-   * Keeps a paid `unique` item reserved for its payer until the grant commits,
-   * so no other player can start paying for it while a failing grant handler
-   * is retried past the original hold.
-   */
-  private async holdPaidUniqueItem(purchase: StoredPurchase, now: number): Promise<void> {
-    try {
-      const hold = await this.store.acquireHold(purchase.itemId, purchase.playerId, now, now + PAID_UNIQUE_HOLD_MS);
-      if (hold.status === 'reserved') {
-        this.logger.warn(
-          purchaseLogFields(purchase),
-          'paid unique item is held by another player; the first grant to commit owns it and a later one is a conflicting payment',
-        );
-      }
-    } catch (error) {
-      this.logger.error({ ...purchaseLogFields(purchase), err: error }, 'could not extend the hold of a paid unique item');
-    }
   }
 
   private async revalidateOnce(playerId: string, purchaseId: string, hint: RevalidateHint | undefined): Promise<StoredPurchase> {
