@@ -5,7 +5,7 @@
 
 import path from 'node:path';
 
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
@@ -13,10 +13,9 @@ import {
   hasChromium,
   IMAGES_DIR,
   launchBrowser,
-  newLoopbackContext,
   payInWallet,
-  screenshotOnFailure,
   UPDATE_SCREENSHOTS,
+  withContexts,
 } from './e2e/browser.js';
 import {
   buildGameOnce,
@@ -54,25 +53,17 @@ afterAll(async () => {
   dataDir?.remove();
 });
 
-/** Opens a fresh player (own context, so own storage and guest) on the game. */
-async function openPlayer(pages: Page[], query = ''): Promise<{ context: BrowserContext; game: GamePage }> {
-  const context = await newLoopbackContext(browser);
-  const game = await GamePage.open(context, server.gameUrl, query);
-  pages.push(game.page);
-  return { context, game };
-}
-
 async function intentCount(): Promise<number> {
   return (await listIntents(sandboxUrl)).length;
 }
 
 describe.skipIf(!run)('sample game canvas flow', () => {
   it('buys the golden ship once', async () => {
-    const pages: Page[] = [];
-    screenshotOnFailure('permanent', () => pages);
-    const { context, game } = await openPlayer(pages);
+    await withContexts(browser, 'permanent', async (open) => {
+      // Each test's context is a new player: its own storage, so its own guest.
+      const context = await open();
+      const game = await GamePage.open(context, server.gameUrl);
 
-    try {
       await game.openShop();
       if (UPDATE_SCREENSHOTS) {
         await game.page.screenshot({ path: path.join(IMAGES_DIR, 'shop.png') });
@@ -86,8 +77,7 @@ describe.skipIf(!run)('sample game canvas flow', () => {
         await game.page.screenshot({ path: path.join(IMAGES_DIR, 'payment-sheet.png') });
       }
 
-      const wallet = await payInWallet(context, sandboxUrl, sheet);
-      pages.push(wallet);
+      await payInWallet(context, sandboxUrl, sheet);
 
       await game.waitForGrantedSheet(sheet.purchaseId);
       expect(await game.sheetStatuses(sheet.purchaseId)).toEqual(expect.arrayContaining(['waiting', 'granted']));
@@ -107,17 +97,15 @@ describe.skipIf(!run)('sample game canvas flow', () => {
       expect(await intentCount()).toBe(intentsAfterGrant);
       expect(await game.sheet()).toBeUndefined();
       expect(readGrants(databaseFile, playerId)).toHaveLength(1);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('reopens a pending sheet after reload', async () => {
-    const pages: Page[] = [];
-    screenshotOnFailure('reload', () => pages);
-    const { context, game } = await openPlayer(pages);
+    await withContexts(browser, 'reload', async (open) => {
+      // Each test's context is a new player: its own storage, so its own guest.
+      const context = await open();
+      const game = await GamePage.open(context, server.gameUrl);
 
-    try {
       await game.openShop();
       await game.clickBuy('golden-ship');
       const sheet = await game.waitForWaitingSheet();
@@ -129,7 +117,7 @@ describe.skipIf(!run)('sample game canvas flow', () => {
       expect(reopened.intentId).toBe(sheet.intentId);
       expect(await intentCount()).toBe(intentsBefore);
 
-      pages.push(await payInWallet(context, sandboxUrl, reopened));
+      await payInWallet(context, sandboxUrl, reopened);
       await game.waitForGrantedSheet(sheet.purchaseId);
       await expect.poll(() => game.quantity('golden-ship')).toBe(1);
 
@@ -137,17 +125,15 @@ describe.skipIf(!run)('sample game canvas flow', () => {
       expect(readGrants(databaseFile, playerId)).toHaveLength(1);
       expect(readQuantity(databaseFile, playerId, 'golden-ship')).toBe(1);
       expect((await listCharges(sandboxUrl)).filter((charge) => charge.intentId === sheet.intentId)).toHaveLength(1);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('charges each consumable purchase once', async () => {
-    const pages: Page[] = [];
-    screenshotOnFailure('consumable', () => pages);
-    const { context, game } = await openPlayer(pages);
+    await withContexts(browser, 'consumable', async (open) => {
+      // Each test's context is a new player: its own storage, so its own guest.
+      const context = await open();
+      const game = await GamePage.open(context, server.gameUrl);
 
-    try {
       const playerId = await game.playerId();
       await game.openShop();
       const intentIds: string[] = [];
@@ -200,16 +186,13 @@ describe.skipIf(!run)('sample game canvas flow', () => {
       expect(sheet.intentId).toBe(retriedIntent.intentId);
       expect(await intentCount()).toBe(intentsBefore.length + 1);
 
-      const wallet = await payInWallet(context, sandboxUrl, sheet);
-      pages.push(wallet);
+      await payInWallet(context, sandboxUrl, sheet);
       await game.waitForGrantedSheet(sheet.purchaseId);
       await expect.poll(() => game.quantity('extra-lives')).toBe(3);
 
       expect(readGrants(databaseFile, playerId)).toHaveLength(3);
       const retriedCharges = (await listCharges(sandboxUrl)).filter((charge) => charge.intentId === retriedIntent.intentId);
       expect(retriedCharges).toHaveLength(1);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });

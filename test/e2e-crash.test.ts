@@ -5,12 +5,12 @@
 
 import path from 'node:path';
 
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startSandbox, type SandboxHandle } from '../server/sandbox/index.js';
-import { GamePage, hasChromium, launchBrowser, newLoopbackContext, payInWallet, screenshotOnFailure } from './e2e/browser.js';
+import { GamePage, hasChromium, launchBrowser, payInWallet, withContexts } from './e2e/browser.js';
 import {
   buildGameOnce,
   controlGet,
@@ -54,9 +54,6 @@ interface WebhookState {
 
 describe.skipIf(!run)('sample game crash', () => {
   it('grants once after SIGKILL', async () => {
-    const pages: Page[] = [];
-    screenshotOnFailure('crash', () => pages);
-
     // The restarted server takes the same port, key secret and files, so the
     // page reconnects to it and the queued webhook reaches it.
     const databaseFile = path.join(dataDir.dir, 'sample-game.db');
@@ -67,12 +64,12 @@ describe.skipIf(!run)('sample game crash', () => {
       CODE_PAY_KEY_SECRET: randomKeySecret(),
       CODE_PAY_DATABASE_URL: databaseFile,
     };
-    server = await startGameServer(env);
+    const crashing = await startGameServer(env);
+    server = crashing;
 
-    const context = await newLoopbackContext(browser);
-    try {
-      const game = await GamePage.open(context, server.gameUrl);
-      pages.push(game.page);
+    await withContexts(browser, 'crash', async (open) => {
+      const context = await open();
+      const game = await GamePage.open(context, crashing.gameUrl);
       const playerId = await game.playerId();
 
       await game.openShop();
@@ -81,7 +78,7 @@ describe.skipIf(!run)('sample game crash', () => {
 
       // Neither the webhook nor the kit's status checks may confirm the payment before the crash.
       await controlSend(sandbox.url, 'POST', '/faults', { webhook: { drop: 'always' }, getStatus: { fail: 'always' } });
-      pages.push(await payInWallet(context, sandbox.url, sheet));
+      await payInWallet(context, sandbox.url, sheet);
       await expect
         .poll(async () => (await controlGet<WebhookState>(sandbox.url, `/intents/${sheet.intentId}`)).webhook?.attempts ?? 0, {
           timeout: 10_000,
@@ -90,8 +87,8 @@ describe.skipIf(!run)('sample game crash', () => {
         .toBeGreaterThanOrEqual(1);
       expect(readGrants(databaseFile, playerId)).toHaveLength(0);
 
-      await server.kill();
-      expect(server.child.signalCode).toBe('SIGKILL');
+      await crashing.kill();
+      expect(crashing.child.signalCode).toBe('SIGKILL');
       expect(readGrants(databaseFile, playerId)).toHaveLength(0);
 
       await controlSend(sandbox.url, 'DELETE', '/faults');
@@ -112,8 +109,6 @@ describe.skipIf(!run)('sample game crash', () => {
       const charges = await listCharges(sandbox.url);
       expect(charges).toHaveLength(1);
       expect(charges[0]!.intentId).toBe(sheet.intentId);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });

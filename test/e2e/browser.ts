@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { expect, onTestFailed } from 'vitest';
+import { expect } from 'vitest';
 
 import { REPOSITORY_ROOT } from './game-server.js';
 
@@ -81,36 +81,55 @@ export async function newLoopbackContext(browser: Browser, options: { codeHostsT
   return context;
 }
 
-/**
- * Saves a screenshot of each page under test-results/ when the running test
- * fails, and adds the pages' console lines to the report.
- */
-export function screenshotOnFailure(name: string, pages: () => Page[]): void {
-  const consoleLines: string[] = [];
-  const watched = new WeakSet<Page>();
-  const watch = (): void => {
-    for (const page of pages()) {
-      if (watched.has(page)) continue;
-      watched.add(page);
-      page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
-      page.on('pageerror', (error) => consoleLines.push(`pageerror: ${error.message}`));
-    }
-  };
-  const timer = setInterval(watch, 100);
-  watch();
+/** Opens loopback contexts for a test body; see `withContexts`. */
+export type OpenContext = (options?: { codeHostsTo?: string }) => Promise<BrowserContext>;
 
-  onTestFailed(async () => {
-    clearInterval(timer);
-    mkdirSync(FAILURE_DIR, { recursive: true });
-    let index = 0;
-    for (const page of pages()) {
+/**
+ * Runs `body` with a function that opens loopback contexts, and closes them
+ * all afterwards. When `body` throws, every open page is saved as a
+ * screenshot under test-results/ first, and the browser console goes to
+ * stderr.
+ */
+export async function withContexts(browser: Browser, name: string, body: (open: OpenContext) => Promise<void>): Promise<void> {
+  const contexts: BrowserContext[] = [];
+  const consoleLines: string[] = [];
+
+  const open: OpenContext = async (options) => {
+    const context = await newLoopbackContext(browser, options);
+    context.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+    context.on('weberror', (error) => consoleLines.push(`page error: ${error.error().message}`));
+    contexts.push(context);
+    return context;
+  };
+
+  try {
+    await body(open);
+  } catch (error) {
+    await saveScreenshots(name, contexts);
+    console.error(`Browser console of the failed test ${name}:\n${consoleLines.slice(-80).join('\n')}`);
+    throw error;
+  } finally {
+    for (const context of contexts) {
+      await context.close().catch(() => undefined);
+    }
+  }
+}
+
+async function saveScreenshots(name: string, contexts: BrowserContext[]): Promise<void> {
+  mkdirSync(FAILURE_DIR, { recursive: true });
+  let index = 0;
+  for (const context of contexts) {
+    for (const page of context.pages()) {
       index += 1;
       const file = path.join(FAILURE_DIR, `e2e-${name}-${index}.png`);
-      await page.screenshot({ path: file }).catch(() => undefined);
-      console.error(`Screenshot of the failed test: ${file}`);
+      try {
+        await page.screenshot({ path: file });
+        console.error(`Screenshot of the failed test: ${file}`);
+      } catch (error) {
+        console.error(`Could not save a screenshot of ${page.url()}: ${(error as Error).message}`);
+      }
     }
-    console.error(`Browser console of ${name}:\n${consoleLines.slice(-80).join('\n')}`);
-  });
+  }
 }
 
 /** Size of the game in its own units (the sample game's config). */
