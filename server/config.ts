@@ -27,7 +27,7 @@ export const KEY_SECRET_ENV = 'CODE_PAY_KEY_SECRET';
 export const GAME_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Defaults of the polling loop (the status check schedule comes from DEFAULT_CHECK_SCHEDULE). */
-export const DEFAULT_POLLING = { intervalMs: 1_000, concurrency: 8, batchSize: 100 } as const;
+export const DEFAULT_POLLING = { intervalMs: 1_000, concurrency: 8, batchSize: 100, leaseMs: 30_000 } as const;
 
 /** How long a `unique` item is held for the player who requested it, in milliseconds. */
 export const DEFAULT_UNIQUE_HOLD_MS = 10 * 60_000;
@@ -108,6 +108,7 @@ const pollingSchema = z
     intervalMs: milliseconds(60 * 60_000).optional(),
     concurrency: z.number().int().min(1).max(1000).optional(),
     batchSize: z.number().int().min(1).max(10_000).optional(),
+    leaseMs: milliseconds(60 * 60_000).optional(),
     firstCheckAfterMs: milliseconds(DAY_MS).optional(),
     maxCheckIntervalMs: milliseconds(DAY_MS).optional(),
     expireAfterMs: milliseconds(30 * DAY_MS).optional(),
@@ -122,6 +123,12 @@ const rateLimitSchema = z
   .object({
     burst: z.number().int().min(1).max(100_000).optional(),
     perSecond: z.number().positive().max(100_000).optional(),
+  })
+  .strict();
+
+const redisSchema = z
+  .object({
+    url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL such as "redis://127.0.0.1:6379"'),
   })
   .strict();
 
@@ -152,6 +159,7 @@ export const codePayOptionsSchema = z
     polling: pollingSchema.optional(),
     uniqueHoldMs: milliseconds(DAY_MS).optional(),
     rateLimit: rateLimitSchema.optional(),
+    redis: redisSchema.optional(),
     webhookBodyLimit: z.number().int().min(1024).max(1024 * 1024).optional(),
     metrics: metricsSchema.optional(),
   })
@@ -171,7 +179,9 @@ export interface ValidatedConfig {
   sequencer: { endpoint: string; publicKey: string; timeoutMs: number };
   webhookUrl?: string;
   schedule: CheckSchedule;
-  polling: { intervalMs: number; concurrency: number; batchSize: number };
+  polling: { intervalMs: number; concurrency: number; batchSize: number; leaseMs: number };
+  /** Shared state of the per-player rate limit; undefined keeps it in this process's memory. */
+  redis?: { url: string };
   uniqueHoldMs: number;
   rateLimit: RateLimitOptions;
   webhookBodyLimit: number;
@@ -280,6 +290,14 @@ export function validateConfig(options: unknown, env: NodeJS.ProcessEnv = proces
     );
   }
 
+  const timeoutMs = input.sequencer?.timeoutMs ?? DEFAULT_SEQUENCER_TIMEOUT_MS;
+  const leaseMs = input.polling?.leaseMs ?? DEFAULT_POLLING.leaseMs;
+  if (leaseMs <= timeoutMs) {
+    problems.push(
+      `Invalid option \`polling.leaseMs\`: ${leaseMs} ms is not longer than sequencer.timeoutMs (${timeoutMs} ms), so another instance could repeat a status check still in flight; raise leaseMs or lower timeoutMs.`,
+    );
+  }
+
   if (problems.length > 0) {
     throw new ConfigError(joinProblems(problems));
   }
@@ -294,7 +312,7 @@ export function validateConfig(options: unknown, env: NodeJS.ProcessEnv = proces
     sequencer: {
       endpoint,
       publicKey: input.sequencer?.publicKey ?? CODE_WEBHOOK_PUBLIC_KEY,
-      timeoutMs: input.sequencer?.timeoutMs ?? DEFAULT_SEQUENCER_TIMEOUT_MS,
+      timeoutMs,
     },
     webhookUrl: input.webhookUrl,
     schedule,
@@ -302,7 +320,9 @@ export function validateConfig(options: unknown, env: NodeJS.ProcessEnv = proces
       intervalMs: input.polling?.intervalMs ?? DEFAULT_POLLING.intervalMs,
       concurrency: input.polling?.concurrency ?? DEFAULT_POLLING.concurrency,
       batchSize: input.polling?.batchSize ?? DEFAULT_POLLING.batchSize,
+      leaseMs,
     },
+    redis: input.redis,
     uniqueHoldMs: input.uniqueHoldMs ?? DEFAULT_UNIQUE_HOLD_MS,
     rateLimit: { ...DEFAULT_RATE_LIMIT, ...withoutUndefined(input.rateLimit ?? {}) },
     webhookBodyLimit: input.webhookBodyLimit ?? MAX_WEBHOOK_BYTES,

@@ -1,14 +1,18 @@
 // The background work of the kit: polling the sequencer for open purchases
 // whose check is due, retrying failed grants, and the start-up reconciliation
 // that checks every open purchase once. Every path ends in the purchase
-// service's idempotent transitions, so two instances polling one database
-// only cost extra GetStatus calls.
+// service's idempotent transitions.
+//
+// Several kit instances on one database share the work through leases in the
+// store: an instance claims a batch of due purchases for `leaseMs`, so each
+// due check goes to one instance, and a dead instance's claims lapse and are
+// taken over by the others.
 
 import type { Logger } from 'pino';
 
 import { CodePayError } from './errors.js';
 import type { PurchaseService } from './purchases.js';
-import type { PurchaseStore, StoredPurchase } from './store/types.js';
+import type { Lease, PurchaseStore, StoredPurchase } from './store/types.js';
 
 /** Pause between passes while due work is left over from a full batch (ms). */
 const BACKLOG_PAUSE_MS = 50;
@@ -23,6 +27,10 @@ export interface ConfirmationLoopOptions {
   concurrency: number;
   /** Purchases taken per look (and per reconciliation page). */
   batchSize: number;
+  /** How long a claim on a purchase's status check or grant retry lasts (ms). */
+  leaseMs: number;
+  /** Names this instance in the leases it takes; unique per process. */
+  instanceId: string;
   now?: () => number;
 }
 
@@ -82,11 +90,15 @@ export class ConfirmationLoop {
     return checks >= this.options.batchSize || grants >= this.options.batchSize;
   }
 
-  /** Checks every open purchase once, page by page, whatever its schedule. */
+  /**
+   * Checks every open purchase once, page by page, whatever its schedule.
+   * A purchase that another instance has claimed is left to that instance.
+   */
   async reconcile(): Promise<void> {
     const { store, batchSize, concurrency, logger } = this.options;
     let afterId: string | null = null;
     let checked = 0;
+    let leftToOthers = 0;
 
     try {
       while (!this.stopped) {
@@ -94,11 +106,16 @@ export class ConfirmationLoop {
         if (page.length === 0) {
           break;
         }
-        await forEachLimited(page, concurrency, (purchase) => this.poll(purchase, 'reconcile'));
-        checked += page.length;
+        const claimed = await store.claimOpen(
+          page.map((purchase) => purchase.id),
+          this.lease(),
+        );
+        await forEachLimited(claimed, concurrency, (purchase) => this.poll(purchase, 'reconcile'));
+        checked += claimed.length;
+        leftToOthers += page.length - claimed.length;
         afterId = page[page.length - 1].id;
       }
-      logger.info({ checked }, 'start-up reconciliation checked the open purchases');
+      logger.info({ checked, leftToOthers }, 'start-up reconciliation checked the open purchases');
     } catch (error) {
       logger.error({ err: error, checked }, 'start-up reconciliation failed; polling still checks the open purchases');
     }
@@ -130,14 +147,14 @@ export class ConfirmationLoop {
 
   private async pollDueChecks(): Promise<number> {
     const { store, batchSize, concurrency } = this.options;
-    const due = await store.listChecksDue(this.now(), batchSize);
+    const due = await store.claimChecksDue(this.lease(), batchSize);
     await forEachLimited(due, concurrency, (purchase) => this.poll(purchase, 'poll'));
     return due.length;
   }
 
   private async retryDueGrants(): Promise<number> {
     const { store, batchSize, concurrency, purchases, logger } = this.options;
-    const due = await store.listGrantsDue(this.now(), batchSize);
+    const due = await store.claimGrantsDue(this.lease(), batchSize);
     await forEachLimited(due, concurrency, async (purchase) => {
       if (this.stopped) {
         return;
@@ -149,6 +166,11 @@ export class ConfirmationLoop {
       }
     });
     return due.length;
+  }
+
+  private lease(): Lease {
+    const now = this.now();
+    return { owner: this.options.instanceId, now, expiresAt: now + this.options.leaseMs };
   }
 
   private async poll(purchase: StoredPurchase, source: 'poll' | 'reconcile'): Promise<void> {

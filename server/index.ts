@@ -2,6 +2,9 @@
 // purchase store, the sequencer client, the purchase service, the confirmation
 // loop, the socket namespace and the Express routes into one handle.
 
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+
 import type { Router } from 'express';
 import type { Server } from 'socket.io';
 
@@ -50,6 +53,8 @@ export interface CodePay {
 export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
   const settings = resolveKitOptions(options);
   const logger = createKitLogger(options.logger);
+  // Names this instance in the background work leases it takes in the store.
+  const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics(settings.metrics);
 
   const verifier = createWebhookVerifier({ publicKey: settings.sequencer.publicKey, maxBytes: settings.webhookBodyLimit });
@@ -97,11 +102,13 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
     pollIntervalMs: settings.polling.intervalMs,
     concurrency: settings.polling.concurrency,
     batchSize: settings.polling.batchSize,
+    leaseMs: settings.polling.leaseMs,
+    instanceId,
   });
 
   loop.start();
   logger.info(
-    { gameId: settings.gameId, sandbox: settings.sandbox, endpoint: settings.sequencer.endpoint, items: settings.catalog.length },
+    { gameId: settings.gameId, sandbox: settings.sandbox, endpoint: settings.sequencer.endpoint, items: settings.catalog.length, instanceId },
     'code-pay kit started',
   );
 

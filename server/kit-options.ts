@@ -33,6 +33,12 @@ export interface PollingOptions extends Partial<CheckSchedule> {
   concurrency?: number;
   /** Purchases taken per pass and per reconciliation page. Default 100. */
   batchSize?: number;
+  /**
+   * How long an instance's claim on a purchase's status check or grant retry
+   * lasts (ms). Another instance takes the work over after it, for example
+   * when this one died. Must be longer than `sequencer.timeoutMs`. Default 30,000.
+   */
+  leaseMs?: number;
 }
 
 export interface CodePayOptions {
@@ -70,6 +76,12 @@ export interface CodePayOptions {
   uniqueHoldMs?: number;
   /** Per-player socket request limit. Default a burst of 20 and 5 per second. */
   rateLimit?: Partial<RateLimitOptions>;
+  /**
+   * Redis shared by every instance of the game, for the per-player rate limit.
+   * Without it each instance limits on its own. Fan-out of `purchase:updated`
+   * comes from the socket.io adapter of the `io` passed to `attach`, not from this.
+   */
+  redis?: { url: string };
   /** Largest webhook body accepted (bytes). Default 16 KiB. */
   webhookBodyLimit?: number;
   metrics?: KitMetricsOptions;

@@ -47,7 +47,7 @@ describe('validateConfig', () => {
     expect(config.sequencer.timeoutMs).toBe(10_000);
     expect(config.keySecret).toHaveLength(32);
     expect(config.catalog[0]!.currency).toBe('usd');
-    expect(config.polling).toEqual({ intervalMs: 1_000, concurrency: 8, batchSize: 100 });
+    expect(config.polling).toEqual({ intervalMs: 1_000, concurrency: 8, batchSize: 100, leaseMs: 30_000 });
     expect(config.uniqueHoldMs).toBe(600_000);
     expect(config.rateLimit).toEqual({ burst: 20, perSecond: 5 });
     expect(config.webhookBodyLimit).toBe(16 * 1024);
@@ -136,6 +136,9 @@ describe('validateConfig', () => {
       [{ authenticate: 'player-1' }, 'Invalid option `authenticate`'],
       [{ logger: console }, 'Invalid option `logger`'],
       [{ polling: { intervalMs: -5 } }, 'Invalid option `polling.intervalMs`'],
+      [{ polling: { leaseMs: 5_000 } }, 'Invalid option `polling.leaseMs`'],
+      [{ store: { postgres: 'mysql://127.0.0.1/game' } }, 'Invalid option `store.postgres`'],
+      [{ redis: { url: 'http://127.0.0.1:6379' } }, 'Invalid option `redis.url`'],
       [{ rateLimit: { burst: 0 } }, 'Invalid option `rateLimit.burst`'],
       [{ uniqueHoldMs: 1.5 }, 'Invalid option `uniqueHoldMs`'],
       [{ webhookBodyLimit: 10 }, 'Invalid option `webhookBodyLimit`'],
@@ -173,7 +176,7 @@ describe('validateConfig', () => {
     const config = validateConfig(
       baseOptions({
         logger,
-        polling: { intervalMs: 50, concurrency: 2, batchSize: 10, firstCheckAfterMs: 100, expireAfterMs: 60_000 },
+        polling: { intervalMs: 50, concurrency: 2, batchSize: 10, leaseMs: 20_000, firstCheckAfterMs: 100, expireAfterMs: 60_000 },
         rateLimit: { burst: 3 },
         uniqueHoldMs: 1_000,
         webhookUrl: 'https://game.example/code-pay/webhook',
@@ -182,7 +185,7 @@ describe('validateConfig', () => {
       {},
     );
 
-    expect(config.polling).toEqual({ intervalMs: 50, concurrency: 2, batchSize: 10 });
+    expect(config.polling).toEqual({ intervalMs: 50, concurrency: 2, batchSize: 10, leaseMs: 20_000 });
     expect(config.schedule.firstCheckAfterMs).toBe(100);
     expect(config.schedule.expireAfterMs).toBe(60_000);
     expect(config.schedule.maxCheckIntervalMs).toBe(60_000);
