@@ -250,6 +250,12 @@ export class GamePage {
       .toBe(3);
   }
 
+  /** Closes the shop with the Escape key and waits until the play scene runs again. */
+  async closeShop(): Promise<void> {
+    await this.page.keyboard.press('Escape');
+    await expect.poll(() => this.page.evaluate(() => readShop() === undefined), { message: 'the shop did not close' }).toBe(true);
+  }
+
   /** Clicks the buy button of `item` in the open shop. */
   async clickBuy(item: ShopItem): Promise<void> {
     const { x, y } = buyButtonPosition(SHOP_ROWS[item]);
