@@ -17,6 +17,9 @@ import type { Lease, PurchaseStore, StoredPurchase } from './store/types.js';
 /** Pause between passes while due work is left over from a full batch (ms). */
 const BACKLOG_PAUSE_MS = 50;
 
+/** Most purchase ids `store.claimOpen` takes in one call, so reconciliation pages stay within it. */
+const MAX_CLAIM_IDS = 1_000;
+
 export interface ConfirmationLoopOptions {
   store: PurchaseStore;
   purchases: PurchaseService;
@@ -95,14 +98,15 @@ export class ConfirmationLoop {
    * A purchase that another instance has claimed is left to that instance.
    */
   async reconcile(): Promise<void> {
-    const { store, batchSize, concurrency, logger } = this.options;
+    const { store, concurrency, logger } = this.options;
+    const pageSize = Math.min(this.options.batchSize, MAX_CLAIM_IDS);
     let afterId: string | null = null;
     let checked = 0;
     let leftToOthers = 0;
 
     try {
       while (!this.stopped) {
-        const page: StoredPurchase[] = await store.listOpen(afterId, batchSize);
+        const page: StoredPurchase[] = await store.listOpen(afterId, pageSize);
         if (page.length === 0) {
           break;
         }
