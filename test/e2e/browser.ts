@@ -55,7 +55,7 @@ export function launchBrowser(): Promise<Browser> {
  * the unmodified elements package needs; every other host is aborted.
  */
 export async function newLoopbackContext(browser: Browser, options: { codeHostsTo?: string } = {}): Promise<BrowserContext> {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
   await context.addInitScript(defineReaders);
 
   // Playwright tries the most recently added route first, so the catch-all goes first.
