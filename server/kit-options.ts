@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { PurchaseKind } from '../protocol/index.js';
 import type { CheckSchedule } from './check-schedule.js';
 import { validateConfig, type ValidatedConfig } from './config.js';
+import { ConfigError } from './errors.js';
 import { formatKeySecret, generateKeySecret, parseKeySecret } from './keys.js';
 import type { KitMetricsOptions } from './metrics.js';
 import type { RateLimitOptions } from './rate-limit.js';
@@ -107,7 +108,15 @@ export function resolveKitOptions(options: CodePayOptions, env: NodeJS.ProcessEn
  * in-memory database gets a new secret on every start.
  */
 function sandboxKeySecret(store: ValidatedConfig['store']): Uint8Array {
-  const sqlitePath = 'sqlite' in store ? store.sqlite : undefined;
+  if ('postgres' in store) {
+    // Instances sharing a database must derive the same keys, and a key
+    // secret generated here would differ per instance and per restart.
+    throw new ConfigError(
+      'Missing key secret: with a PostgreSQL store every instance needs the same secret, even against a sandbox. ' +
+        'Set the keySecret option or CODE_PAY_KEY_SECRET to 32 random bytes in hex (openssl rand -hex 32).',
+    );
+  }
+  const sqlitePath = store.sqlite;
   if (sqlitePath === undefined || sqlitePath === ':memory:') {
     return generateKeySecret();
   }

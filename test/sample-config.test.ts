@@ -12,6 +12,12 @@ import { DEFAULT_DATABASE_PATH, EnvironmentError, SANDBOX_DESTINATION, readConfi
 import { GuestTokenError, createGuestAuthority, loadTokenSecret } from '../sample-game/server/guest.js';
 import { TOKEN_SECRET_FILE, prepareDataDirectory } from '../sample-game/server/secrets.js';
 
+/** The secrets every instance on one PostgreSQL database must share. */
+const SHARED_SECRETS = {
+  CODE_PAY_KEY_SECRET: '11'.repeat(32),
+  SAMPLE_GAME_TOKEN_SECRET: 'a-sample-token-secret-of-32-characters',
+};
+
 const CWD = '/srv/game';
 const SECRET = new TextEncoder().encode('0123456789abcdef0123456789abcdef-test-secret');
 
@@ -74,9 +80,42 @@ describe('sample game environment', () => {
   });
 
   it('passes postgres URLs to the kit', () => {
-    const config = readConfig({ CODE_PAY_DATABASE_URL: 'postgres://game@127.0.0.1/game' }, CWD);
+    const config = readConfig({ CODE_PAY_DATABASE_URL: 'postgres://game@127.0.0.1/game', ...SHARED_SECRETS }, CWD);
     expect(config.database).toEqual({ postgres: 'postgres://game@127.0.0.1/game' });
     expect(config.dataDirectory).toBe(path.join(CWD, '.data'));
+  });
+
+  it('requires shared secrets with postgres', () => {
+    const postgres = { CODE_PAY_DATABASE_URL: 'postgres://game@127.0.0.1/game' };
+
+    expect(configError(postgres).variable).toBe('CODE_PAY_KEY_SECRET');
+    expect(configError({ ...postgres, CODE_PAY_KEY_SECRET: SHARED_SECRETS.CODE_PAY_KEY_SECRET }).variable).toBe('SAMPLE_GAME_TOKEN_SECRET');
+  });
+
+  it('reads the scale-out settings', () => {
+    const config = readConfig(
+      {
+        CODE_PAY_REDIS_URL: 'redis://127.0.0.1:6379',
+        CODE_PAY_POLL_INTERVAL_MS: '200',
+        CODE_PAY_FIRST_CHECK_MS: '1000',
+        CODE_PAY_MAX_CHECK_INTERVAL_MS: '1000',
+        CODE_PAY_LEASE_MS: '3000',
+        CODE_SEQUENCER_TIMEOUT_MS: '2000',
+      },
+      CWD,
+    );
+
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.polling).toEqual({ intervalMs: 200, firstCheckAfterMs: 1000, maxCheckIntervalMs: 1000, leaseMs: 3000 });
+    expect(config.sequencerTimeoutMs).toBe(2000);
+  });
+
+  it('leaves the scale-out settings unset by default', () => {
+    const config = readConfig({}, CWD);
+
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.polling).toEqual({});
+    expect(config.sequencerTimeoutMs).toBeUndefined();
   });
 
   it.each([
@@ -91,6 +130,10 @@ describe('sample game environment', () => {
     ['SAMPLE_GAME_BUILD', { SAMPLE_GAME_BUILD: 'sometimes' }],
     ['SAMPLE_GAME_TOKEN_SECRET', { SAMPLE_GAME_TOKEN_SECRET: 'short' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['CODE_PAY_REDIS_URL', { CODE_PAY_REDIS_URL: 'http://127.0.0.1:6379' }],
+    ['CODE_PAY_LEASE_MS', { CODE_PAY_LEASE_MS: '0' }],
+    ['CODE_PAY_POLL_INTERVAL_MS', { CODE_PAY_POLL_INTERVAL_MS: 'often' }],
+    ['CODE_SEQUENCER_TIMEOUT_MS', { CODE_SEQUENCER_TIMEOUT_MS: '1.5' }],
   ])('rejects a bad %s', (variable, env) => {
     const error = configError(env);
     expect(error.variable).toBe(variable);

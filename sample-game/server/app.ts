@@ -8,8 +8,10 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import { createAdapter } from '@socket.io/redis-adapter';
 import express, { type Request, type Response, type NextFunction, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { createClient } from 'redis';
 import { Server as SocketServer } from 'socket.io';
 
 import { createCodePay } from '../../server/index.js';
@@ -39,10 +41,19 @@ export interface SampleServer {
 type CodePay = Awaited<ReturnType<typeof createCodePay>>;
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 
+/** The part of a Redis client that shutdown uses. */
+interface RedisConnection {
+  readonly isOpen: boolean;
+  close(): Promise<unknown>;
+  destroy(): void;
+}
+
 /** The parts started so far, closed in reverse order of start. */
 interface StartedParts {
   sandbox?: Sandbox;
   http?: { io: SocketServer; server: HttpServer };
+  /** The publish and subscribe connections of socket.io's Redis adapter. */
+  redis?: RedisConnection[];
   kit?: CodePay;
 }
 
@@ -87,6 +98,9 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
 
   const server = createServer(app);
   const io = new SocketServer(server, { serveClient: false });
+  if (config.redisUrl !== undefined) {
+    parts.redis = await connectAdapter(io, config.redisUrl, logger);
+  }
   await listen(server, config.host, config.port);
   parts.http = { io, server };
 
@@ -101,9 +115,11 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
     // keeps it next to the SQLite file. It allows that only with a sandbox.
     keySecret: config.keySecret,
     store: config.database,
-    sequencer,
+    sequencer: { ...sequencer, timeoutMs: config.sequencerTimeoutMs },
     sandbox: parts.sandbox !== undefined ? true : undefined,
     webhookUrl,
+    polling: config.polling,
+    redis: config.redisUrl === undefined ? undefined : { url: config.redisUrl },
     authenticate: (handshake) => authenticateHandshake(guests, handshake),
     grant: (purchase, tx) => grantItem(purchase, tx),
     logger,
@@ -113,7 +129,10 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
   kit.attach(io);
 
   const url = `${base}/`;
-  logger.info({ url, webhookUrl, sequencer: sequencer.endpoint, sandbox: parts.sandbox !== undefined }, 'sample game server ready');
+  logger.info(
+    { url, webhookUrl, sequencer: sequencer.endpoint, sandbox: parts.sandbox !== undefined, redis: config.redisUrl !== undefined },
+    'sample game server ready',
+  );
 
   let closing: Promise<void> | undefined;
   return {
@@ -128,14 +147,20 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
   };
 }
 
-/** Stops new connections first, then the kit (which drains its work and closes the store), then the sandbox. */
+/**
+ * Stops new connections first, then the kit (which drains its work and closes
+ * the store), then the Redis adapter's connections and the sandbox.
+ */
 async function closeParts(parts: StartedParts, logger: Logger): Promise<void> {
-  const { http, kit, sandbox } = parts;
+  const { http, kit, redis, sandbox } = parts;
   if (http !== undefined) {
     await closeQuietly('http', () => closeHttp(http.io, http.server), logger);
   }
   if (kit !== undefined) {
     await closeQuietly('kit', () => kit.close(), logger);
+  }
+  for (const client of redis ?? []) {
+    await closeQuietly('redis', () => closeRedis(client), logger);
   }
   if (sandbox !== undefined) {
     await closeQuietly('sandbox', () => sandbox.close(), logger);
@@ -147,6 +172,38 @@ async function closeQuietly(part: string, close: () => Promise<void>, logger: Lo
     await close();
   } catch (error) {
     logger.error({ err: error, part }, 'failed to close a part of the sample server');
+  }
+}
+
+/**
+ * Connects socket.io's Redis adapter, so `purchase:updated` sent on one
+ * instance reaches the player's sockets on every instance.
+ */
+async function connectAdapter(io: SocketServer, redisUrl: string, logger: Logger): Promise<RedisConnection[]> {
+  const publisher = createClient({ url: redisUrl });
+  const subscriber = publisher.duplicate();
+  const target = new URL(redisUrl);
+  target.password = '';
+  for (const client of [publisher, subscriber]) {
+    client.on('error', (error: unknown) => logger.warn({ err: error, redis: target.toString() }, 'Redis connection of the socket.io adapter failed'));
+  }
+
+  try {
+    await Promise.all([publisher.connect(), subscriber.connect()]);
+  } catch (error) {
+    publisher.destroy();
+    subscriber.destroy();
+    throw new Error(`Cannot connect to Redis at ${target.toString()}: ${(error as Error).message}. Check CODE_PAY_REDIS_URL.`, { cause: error });
+  }
+  io.adapter(createAdapter(publisher, subscriber, { key: `socket.io:${GAME_ID}` }));
+  return [publisher, subscriber];
+}
+
+async function closeRedis(client: RedisConnection): Promise<void> {
+  if (client.isOpen) {
+    await client.close();
+  } else {
+    client.destroy();
   }
 }
 

@@ -29,12 +29,25 @@ export interface ExternalSequencer {
   publicKey: string;
 }
 
+/** Tuning of the kit's background work, for tests and operators; unset fields keep the kit's defaults. */
+export interface PollingConfig {
+  intervalMs?: number;
+  firstCheckAfterMs?: number;
+  maxCheckIntervalMs?: number;
+  leaseMs?: number;
+}
+
 export interface SampleGameConfig {
   host: string;
   port: number;
   sandboxPort: number;
   sequencer: ExternalSequencer | undefined;
   database: DatabaseConfig;
+  /** Redis shared by the instances, for socket.io fan-out and the rate limit; undefined on a single instance. */
+  redisUrl: string | undefined;
+  polling: PollingConfig;
+  /** Time limit of one sequencer request (ms); undefined keeps the kit's default. */
+  sequencerTimeoutMs: number | undefined;
   /** Directory for files the server generates: secrets, the sandbox data file. */
   dataDirectory: string;
   webhookUrl: string | undefined;
@@ -77,6 +90,14 @@ const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace
   error: 'must be one of fatal, error, warn, info, debug, trace, silent',
 });
 
+const redisUrlSchema = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' });
+
+const millisecondsSchema = z.coerce
+  .number({ error: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .min(1, 'must be at least 1 ms')
+  .max(24 * 60 * 60_000, 'must be at most one day in ms');
+
 const tokenSecretSchema = z.string().min(32, 'must be at least 32 characters long');
 
 /**
@@ -92,6 +113,10 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   const database = readDatabase(env, cwd);
   const dataDirectory = 'sqlite' in database ? path.dirname(database.sqlite) : path.resolve(cwd, '.data');
 
+  const redisUrl = parseOptional(env, 'CODE_PAY_REDIS_URL', redisUrlSchema);
+  const polling = readPolling(env);
+  const sequencerTimeoutMs = parseOptional(env, 'CODE_SEQUENCER_TIMEOUT_MS', millisecondsSchema);
+
   const webhookUrl = parseOptional(env, 'CODE_PAY_WEBHOOK_URL', httpUrlSchema);
   const keySecret = parseOptional(env, 'CODE_PAY_KEY_SECRET', z.string().min(1, 'must not be empty'));
   const destination = parseVariable(env, 'CODE_PAY_DESTINATION', base58AddressSchema, SANDBOX_DESTINATION);
@@ -106,12 +131,30 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     );
   }
 
+  if ('postgres' in database && keySecret === undefined) {
+    throw new EnvironmentError(
+      'CODE_PAY_KEY_SECRET',
+      'is required with a PostgreSQL database, because every instance must derive the same idempotency keys; ' +
+        'set it to the same 32 random bytes in hex on every instance (openssl rand -hex 32)',
+    );
+  }
+  if ('postgres' in database && tokenSecret === undefined) {
+    throw new EnvironmentError(
+      'SAMPLE_GAME_TOKEN_SECRET',
+      'is required with a PostgreSQL database, because a guest token from one instance must be valid on every other; ' +
+        'set it to the same random string of at least 32 characters on every instance',
+    );
+  }
+
   return {
     host,
     port,
     sandboxPort,
     sequencer,
     database,
+    redisUrl,
+    polling,
+    sequencerTimeoutMs,
     dataDirectory,
     webhookUrl,
     keySecret,
@@ -140,6 +183,24 @@ function readExternalSequencer(env: NodeJS.ProcessEnv): ExternalSequencer | unde
   }
 
   return { endpoint: endpoint.replace(/\/+$/, ''), publicKey };
+}
+
+function readPolling(env: NodeJS.ProcessEnv): PollingConfig {
+  const fields: [keyof PollingConfig, string][] = [
+    ['intervalMs', 'CODE_PAY_POLL_INTERVAL_MS'],
+    ['firstCheckAfterMs', 'CODE_PAY_FIRST_CHECK_MS'],
+    ['maxCheckIntervalMs', 'CODE_PAY_MAX_CHECK_INTERVAL_MS'],
+    ['leaseMs', 'CODE_PAY_LEASE_MS'],
+  ];
+
+  const polling: PollingConfig = {};
+  for (const [field, variable] of fields) {
+    const value = parseOptional(env, variable, millisecondsSchema);
+    if (value !== undefined) {
+      polling[field] = value;
+    }
+  }
+  return polling;
 }
 
 function readDatabase(env: NodeJS.ProcessEnv, cwd: string): DatabaseConfig {
