@@ -52,7 +52,7 @@ interface WebhookState {
   webhook: { state: string; attempts: number } | null;
 }
 
-describe.skipIf(!run)('sample game crash', () => {
+describe.skipIf(!run)('sample game crash', { timeout: 120_000 }, () => {
   it('grants once after SIGKILL', async () => {
     // The restarted server takes the same port, key secret and files, so the
     // page reconnects to it and the queued webhook reaches it.

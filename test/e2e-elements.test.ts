@@ -1,8 +1,8 @@
 // Browser test of the sample game's elements flow: the game with
 // `?flow=elements` mounts the unmodified @code-wallet/elements page element.
 // Its iframes load from https://sdk.getcode.com and call
-// https://cash.getcode.com/v1, which the browser context answers from the
-// sandbox's /sdk/ pages and RPC endpoint; every other host is aborted.
+// https://cash.getcode.com/v1, which the browser context serves from the
+// sandbox's /sdk/ pages and RPC endpoint. Every other host is aborted.
 
 import path from 'node:path';
 
@@ -58,7 +58,7 @@ function recordIframeEvents(): void {
   });
 }
 
-describe.skipIf(!run)('sample game elements flow', () => {
+describe.skipIf(!run)('sample game elements flow', { timeout: 120_000 }, () => {
   it('pays through the official element', async () => {
     await withContexts(browser, 'elements', async (open) => {
       const context = await open({ codeHostsTo: sandboxUrl });

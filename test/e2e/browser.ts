@@ -1,7 +1,7 @@
-// Chromium for the browser tests of the sample game: contexts that reach
-// loopback only (plus Code's hosts mapped onto the sandbox for the elements
-// flow), a player's view of the game page, the sandbox wallet page, and
-// screenshots of failed tests.
+// Chromium for the browser tests of the sample game. Contexts reach loopback
+// only, plus Code's hosts mapped onto the sandbox for the elements flow.
+// `GamePage` is a player's view of the game page, `payInWallet` drives the
+// sandbox wallet page, and `withContexts` saves screenshots of failed tests.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -26,11 +26,11 @@ const CHROMIUM_ARGS = [
 const FAILURE_DIR = path.join(REPOSITORY_ROOT, 'test-results');
 export const IMAGES_DIR = path.join(REPOSITORY_ROOT, 'docs', 'images');
 
-/** Whether `UPDATE_SCREENSHOTS=1` asks the tests to rewrite the README's images. */
+/** Whether `UPDATE_SCREENSHOTS=1` is set, which makes the tests rewrite the README's images. */
 export const UPDATE_SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1';
 
 /**
- * Whether the browser tests run. Without Chromium they skip with a message,
+ * Returns whether the browser tests run. Without Chromium they skip with a message,
  * except when `CI=true`, where a missing browser is an error.
  */
 export function hasChromium(suite: string): boolean {
@@ -50,9 +50,9 @@ export function launchBrowser(): Promise<Browser> {
 
 /**
  * Opens a browser context whose requests stay on loopback. With
- * `codeHostsTo`, https://sdk.getcode.com/* is answered by that sandbox's
- * /sdk/* pages and https://cash.getcode.com/v1/* by its RPC endpoint, as
- * the unmodified elements package needs; every other host is aborted.
+ * `codeHostsTo`, that sandbox's /sdk/* pages serve https://sdk.getcode.com/*
+ * and its RPC endpoint serves https://cash.getcode.com/v1/*, as the
+ * unmodified elements package needs. Every other host is aborted.
  */
 export async function newLoopbackContext(browser: Browser, options: { codeHostsTo?: string } = {}): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
@@ -163,34 +163,41 @@ export interface PageLogEntry {
 /**
  * Installed before the game's scripts on every load: records each change of
  * the payment sheet's status and each purchase event of the plugin in
- * `window.__e2eLog`, so a status shown for a few frames is not missed.
+ * `window.__e2eLog`. The sheet is also read right after each event, because
+ * the plugin updates it in its own earlier listener of the same event, so a
+ * status shown for less than a polling interval is still recorded.
  */
 function recordSheetAndEvents(): void {
+  type Plugin = { sheet?: { purchaseId: string; status: string }; on(event: string, listener: (purchase: { id: string }) => void): void };
   const log: Array<{ kind: string; name: string; purchaseId: string }> = [];
   (window as unknown as { __e2eLog: typeof log }).__e2eLog = log;
 
   let lastSheet = '';
-  let subscribed = false;
-  const timer = setInterval(() => {
-    const game = (window as unknown as { sampleGame?: { game: { plugins: { get(key: string): unknown } } } }).sampleGame?.game;
-    const plugin = game?.plugins.get('CodePay') as
-      | { sheet?: { purchaseId: string; status: string }; on(event: string, listener: (purchase: { id: string }) => void): void }
-      | undefined;
-    if (plugin === undefined || plugin === null) return;
-
-    if (!subscribed) {
-      subscribed = true;
-      for (const event of ['purchase:pending', 'purchase:paid', 'purchase:granted', 'purchase:cancelled', 'purchase:failed']) {
-        plugin.on(event, (purchase) => log.push({ kind: 'event', name: event, purchaseId: purchase.id }));
-      }
-    }
-
+  const recordSheet = (plugin: Plugin): void => {
     const sheet = plugin.sheet;
     const current = sheet === undefined ? '' : `${sheet.purchaseId}:${sheet.status}`;
     if (current !== lastSheet) {
       lastSheet = current;
       log.push({ kind: 'sheet', name: sheet === undefined ? 'closed' : sheet.status, purchaseId: sheet?.purchaseId ?? '' });
     }
+  };
+
+  let subscribed = false;
+  const timer = setInterval(() => {
+    const game = (window as unknown as { sampleGame?: { game: { plugins: { get(key: string): unknown } } } }).sampleGame?.game;
+    const plugin = game?.plugins.get('CodePay') as Plugin | undefined | null;
+    if (plugin === undefined || plugin === null) return;
+
+    if (!subscribed) {
+      subscribed = true;
+      for (const event of ['purchase:pending', 'purchase:paid', 'purchase:granted', 'purchase:cancelled', 'purchase:failed']) {
+        plugin.on(event, (purchase) => {
+          log.push({ kind: 'event', name: event, purchaseId: purchase.id });
+          recordSheet(plugin);
+        });
+      }
+    }
+    recordSheet(plugin);
   }, 5);
   window.addEventListener('pagehide', () => clearInterval(timer));
 }
@@ -262,7 +269,7 @@ export class GamePage {
     await this.clickGame(x, y);
   }
 
-  /** The label of the buy button of `item` and the shop's message line. */
+  /** Returns the label of the buy button of `item` and the shop's message line. */
   async shopTexts(item: ShopItem): Promise<{ button: string; message: string }> {
     return this.page.evaluate((row) => {
       const shop = readShop();
@@ -270,7 +277,7 @@ export class GamePage {
     }, SHOP_ROWS[item]);
   }
 
-  /** The open payment sheet with its purchase's intent id and client secret, or undefined. */
+  /** Returns the open payment sheet with its purchase's intent id and client secret, or undefined. */
   async sheet(): Promise<SheetState | undefined> {
     return this.page.evaluate(() => {
       const plugin = readPlugin();
@@ -309,7 +316,7 @@ export class GamePage {
     return this.page.evaluate(() => (window as unknown as { sampleGame: { session: { playerId: string } } }).sampleGame.session.playerId);
   }
 
-  /** The quantity of `item` in the inventory the game shows. */
+  /** Returns the quantity of `item` in the inventory the game shows. */
   async quantity(item: ShopItem): Promise<number> {
     return this.page.evaluate(
       (itemId) => (window as unknown as { sampleGame: { session: { quantity(id: string): number } } }).sampleGame.session.quantity(itemId),
@@ -317,7 +324,7 @@ export class GamePage {
     );
   }
 
-  /** The texture key of the player's ship in the play scene. */
+  /** Returns the texture key of the player's ship in the play scene. */
   async shipTexture(): Promise<string> {
     return this.page.evaluate(() => {
       const game = (window as unknown as { sampleGame: { game: { scene: { getScene(key: string): unknown } } } }).sampleGame.game;
@@ -347,9 +354,9 @@ export class GamePage {
   }
 }
 
-// The page-side readers below run inside `page.evaluate`, so Playwright
-// serialises them with their callers; they are declared on `window` by the
-// init script helpers that follow.
+// `readPlugin` and `readShop` exist only in the page: `defineReaders` adds
+// them to `window` in every page of a loopback context. The declarations
+// below type the calls inside `page.evaluate`.
 declare function readPlugin(): {
   sheet?: { purchaseId: string; status: string };
   client: { getPurchase(id: string): { intentId: string; clientSecret: string } | undefined };
@@ -366,7 +373,7 @@ function defineReaders(): void {
   (window as unknown as Record<string, unknown>).readShop = () => {
     const scenes = sampleGame()?.game.scene;
     if (scenes === undefined || !scenes.isActive('shop')) return undefined;
-    // ShopScene keeps its rows and message line in fields; the test reads them to see what the player sees.
+    // ShopScene keeps its rows and message line in private fields, which hold the text the shop draws.
     const shop = scenes.getScene('shop') as {
       rows: Array<{ button: { list: Array<{ text?: string }> } }>;
       message: { text: string };

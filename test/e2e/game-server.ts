@@ -1,6 +1,7 @@
 // The sample game server for the browser tests: `sample-game/server/main.ts`
-// as a child process on loopback, with its SQLite files in a temp dir, and
-// the sandbox's control API that the tests count intents and charges with.
+// as a child process on loopback, with its SQLite files in a temp dir. The
+// readers at the end count intents and charges through the sandbox's control
+// API, and grants in the game's SQLite file.
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -71,13 +72,13 @@ export async function findFreePort(): Promise<number> {
   return address.port;
 }
 
-/** A temp dir for one test file's databases, removed by `remove()`. */
+/** Creates a temp dir for one test file's databases; `remove()` deletes it. */
 export function makeDataDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'code-pay-e2e-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A random key secret in the format `CODE_PAY_KEY_SECRET` takes (hex of 32 bytes). */
+/** Generates a random key secret in the format `CODE_PAY_KEY_SECRET` takes (hex of 32 bytes). */
 export function randomKeySecret(): string {
   return randomBytes(32).toString('hex');
 }
@@ -158,7 +159,7 @@ export async function startGameServer(env: Record<string, string>): Promise<Game
   };
 }
 
-/** Reads `path` of the sandbox's control API as JSON; throws on a status other than 200. */
+/** Reads `route` of the sandbox's control API as JSON; throws on a status other than 200. */
 export async function controlGet<T>(sandboxUrl: string, route: string): Promise<T> {
   const response = await fetch(`${sandboxUrl}/control${route}`);
   if (response.status !== 200) {
@@ -186,7 +187,7 @@ export interface SandboxIntent {
   currency: string;
 }
 
-/** Every intent the sandbox stores, newest first. */
+/** Lists every intent the sandbox stores, newest first. */
 export async function listIntents(sandboxUrl: string): Promise<SandboxIntent[]> {
   const { intents } = await controlGet<{ intents: SandboxIntent[] }>(sandboxUrl, '/intents?limit=10000');
   return intents;
@@ -198,7 +199,7 @@ export interface LedgerEntry {
   currency: string;
 }
 
-/** Every charge the sandbox wallet made, oldest first. */
+/** Lists every charge the sandbox wallet made, oldest first. */
 export async function listCharges(sandboxUrl: string): Promise<LedgerEntry[]> {
   const { entries } = await controlGet<{ entries: LedgerEntry[] }>(sandboxUrl, '/ledger');
   return entries;
@@ -210,7 +211,7 @@ export interface GrantRow {
   item_id: string;
 }
 
-/** The game's grant rows for `playerId`, read from its SQLite file (the server may be running). */
+/** Reads the game's grant rows for `playerId` from its SQLite file, also while the server runs. */
 export function readGrants(databaseFile: string, playerId: string): GrantRow[] {
   const database = new Database(databaseFile, { readonly: true, fileMustExist: true });
   try {
@@ -222,7 +223,7 @@ export function readGrants(databaseFile: string, playerId: string): GrantRow[] {
   }
 }
 
-/** The quantity of `itemId` that `playerId` holds in the game's inventory table. */
+/** Reads the quantity of `itemId` that `playerId` has in the game's inventory table. */
 export function readQuantity(databaseFile: string, playerId: string, itemId: string): number {
   const database = new Database(databaseFile, { readonly: true, fileMustExist: true });
   try {
