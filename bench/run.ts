@@ -1,0 +1,210 @@
+// `npm run bench`: runs every benchmark of docs/BENCHMARKS.md in sequence,
+// each in its own Node process, prints a summary against the targets and
+// writes bench/results.json (the per-benchmark details stay in
+// bench/results/<name>.json).
+//
+// `npm run bench -- --full` runs the larger sizes listed in FULL_FLAGS.
+// `npm run bench -- --only=purchases,bundle-size` runs a subset.
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { loadAverage, machineFacts, round } from './lib/stats.js';
+import { RESULTS_FOLDER } from './lib/results.js';
+
+const benchFolder = dirname(fileURLToPath(import.meta.url));
+
+interface Benchmark {
+  name: string;
+  script: string;
+  /** Flags of the default run, sized to finish the whole suite in under 10 minutes on 2 cores. */
+  flags: string[];
+  /** Flags of `--full`. */
+  fullFlags: string[];
+}
+
+const BENCHMARKS: Benchmark[] = [
+  { name: 'intent-cpu', script: 'intent-cpu.ts', flags: ['9', '2000'], fullFlags: ['15', '5000'] },
+  { name: 'bundle-size', script: 'bundle-size.ts', flags: [], fullFlags: [] },
+  { name: 'purchases', script: 'purchases.ts', flags: ['--runs=3'], fullFlags: ['--runs=7', '--batchSeconds=5', '--seconds=8'] },
+  { name: 'confirmation', script: 'confirmation.ts', flags: ['--rounds=30'], fullFlags: ['--rounds=200'] },
+  { name: 'idle-sockets', script: 'idle-sockets.ts', flags: ['--runs=2'], fullFlags: ['--runs=5', '--sockets=15000'] },
+  { name: 'reconcile', script: 'reconcile.ts', flags: ['--runs=1'], fullFlags: ['--runs=3'] },
+  { name: 'frame-time', script: 'frame-time.ts', flags: ['--rounds=4'], fullFlags: ['--rounds=10', '--windowSeconds=5'] },
+];
+
+function parseArguments(argv: readonly string[]): { full: boolean; only?: Set<string> } {
+  let full = false;
+  let only: Set<string> | undefined;
+  for (const argument of argv) {
+    if (argument === '--full') {
+      full = true;
+    } else if (argument.startsWith('--only=')) {
+      only = new Set(argument.slice('--only='.length).split(','));
+      const unknown = [...only].filter((name) => !BENCHMARKS.some((benchmark) => benchmark.name === name));
+      if (unknown.length > 0) {
+        throw new Error(`Unknown benchmark ${unknown.join(', ')} in --only; the names are ${BENCHMARKS.map((b) => b.name).join(', ')}.`);
+      }
+    } else {
+      throw new Error(`Invalid argument "${argument}": use --full and --only=name,name.`);
+    }
+  }
+  return { full, only };
+}
+
+function readResults(name: string): Record<string, any> | undefined {
+  try {
+    return JSON.parse(readFileSync(join(RESULTS_FOLDER, `${name}.json`), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line per table row: the figure, the target and whether this run met it. */
+function summaryRows(): Array<{ row: number; benchmark: string; measured: string; target: string; met: string }> {
+  const rows = [];
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'missed');
+
+  const cpu = readResults('intent-cpu');
+  const sodium = cpu?.results?.find((result: any) => String(result.implementation).includes('sodium'));
+  rows.push({ row: 1, benchmark: 'CPU per new purchase', measured: sodium ? `SDK ÷ kit = ${sodium.sdkOverThis}` : '-', target: '≥ 10×, byte-identical', met: verdict(sodium && sodium.sdkOverThis >= 10) });
+
+  const purchases = readResults('purchases');
+  const created = purchases?.sandbox?.newPurchases;
+  const stubCreated = purchases?.stubSequencer?.newPurchases;
+  rows.push({
+    row: 2,
+    benchmark: 'new purchases per second',
+    measured: created ? `${created.kit.perSecond.median}/s with the sandbox, ${stubCreated?.kit.perSecond.median}/s with the stub sequencer (official ${created.official.perSecond.median}/s, ${stubCreated?.official.perSecond.median}/s)` : '-',
+    target: '≥ 2,000/s',
+    met: verdict(created ? created.kit.perSecond.median >= 2000 : undefined),
+  });
+  const latency = purchases?.sandbox?.acknowledgementAtRate;
+  rows.push({
+    row: 2,
+    benchmark: `p99 acknowledgement at ${latency?.ratePerSecond ?? 500}/s`,
+    measured: latency ? `${latency.kit.p99Ms.median} ms (official ${latency.official.p99Ms.median} ms)` : '-',
+    target: '≤ 10 ms',
+    met: verdict(latency ? latency.kit.p99Ms.median <= 10 : undefined),
+  });
+  const retries = purchases?.sandbox?.retries;
+  rows.push({
+    row: 3,
+    benchmark: 'retries per second',
+    measured: retries ? `${retries.kit.perSecond.median}/s (official ${retries.official.perSecond.median}/s, ratio ${retries.kitOverOfficialPerSecond.median})` : '-',
+    target: '≥ 20,000/s',
+    met: verdict(retries ? retries.kit.perSecond.median >= 20_000 : undefined),
+  });
+
+  const confirmation = readResults('confirmation');
+  rows.push({
+    row: 4,
+    benchmark: 'webhook confirmation latency',
+    measured: confirmation ? `p50 ${confirmation.kitWebhook.p50Ms} ms, p99 ${confirmation.kitWebhook.p99Ms} ms (polling p50 ${confirmation.kitPolling.p50Ms} ms)` : '-',
+    target: 'p50 ≤ 5 ms, p99 ≤ 25 ms',
+    met: verdict(confirmation ? confirmation.kitWebhook.p50Ms <= 5 && confirmation.kitWebhook.p99Ms <= 25 : undefined),
+  });
+
+  const storm = purchases?.sandbox?.duplicateStorm;
+  const stormOk = storm?.runs.every((run: any) => run.sendMessages === 1 && run.acknowledged === storm.requests && run.distinctPurchases === 1);
+  rows.push({
+    row: 5,
+    benchmark: 'duplicate storm',
+    measured: storm ? `SendMessage per storm: ${storm.runs.map((run: any) => run.sendMessages).join(', ')}; p99 ${storm.p99Ms.median} ms` : '-',
+    target: 'one SendMessage, all acknowledged alike',
+    met: verdict(storm ? stormOk : undefined),
+  });
+
+  const idle = readResults('idle-sockets');
+  rows.push({
+    row: 6,
+    benchmark: 'idle sockets',
+    measured: idle ? `${idle.flags.sockets} sockets: ${idle.rssIdleMiB.median} MiB RSS` : '-',
+    target: '10,000 sockets ≤ 600 MB',
+    met: verdict(idle ? idle.flags.sockets >= 10_000 && (idle.rssIdleMiB.median * 2 ** 20) / 1e6 <= 600 : undefined),
+  });
+
+  const reconcile = readResults('reconcile');
+  const defaultConcurrency = reconcile?.byConcurrency?.[String(reconcile?.flags?.concurrency)];
+  rows.push({
+    row: 7,
+    benchmark: 'start-up reconciliation',
+    measured: defaultConcurrency ? `${reconcile!.flags.purchases} purchases in ${defaultConcurrency.seconds.median} s (${defaultConcurrency.getStatusPerSecond.median} GetStatus/s)` : '-',
+    target: '100,000 in ≤ 30 s',
+    met: verdict(defaultConcurrency ? reconcile!.flags.purchases >= 100_000 && defaultConcurrency.seconds.median <= 30 : undefined),
+  });
+
+  const bundle = readResults('bundle-size');
+  rows.push({
+    row: 8,
+    benchmark: 'plugin bundle, gzip',
+    measured: bundle ? `${bundle.initialGzipKB} kB` : '-',
+    target: '≤ 25 kB',
+    met: verdict(bundle ? bundle.initialGzipBytes <= 25_000 : undefined),
+  });
+
+  const frames = readResults('frame-time');
+  for (const renderer of frames?.renderers ?? []) {
+    rows.push({
+      row: 9,
+      benchmark: `frame time added by the sheet (${renderer.renderer})`,
+      measured: `${renderer.addedMedianStepMs.median} ms per frame; frame interval ${renderer.withoutSheetMedianIntervalMs} → ${renderer.withSheetMedianIntervalMs} ms`,
+      target: '≤ 1 ms at the median',
+      met: verdict(renderer.addedMedianStepMs.median <= 1),
+    });
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const { full, only } = parseArguments(process.argv.slice(2));
+  const startedAt = Date.now();
+  const loadBefore = loadAverage();
+  const runs: Array<{ name: string; command: string; seconds: number; exitCode: number | null }> = [];
+
+  for (const benchmark of BENCHMARKS) {
+    if (only && !only.has(benchmark.name)) {
+      continue;
+    }
+    const flags = full ? benchmark.fullFlags : benchmark.flags;
+    const command = ['npx', 'tsx', `bench/${benchmark.script}`, ...flags].join(' ');
+    console.log(`\n=== ${benchmark.name}: ${command} (1-minute load ${loadAverage()})`);
+    const began = Date.now();
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(benchFolder, benchmark.script), ...flags], { stdio: 'inherit' });
+    const seconds = round((Date.now() - began) / 1000, 1);
+    runs.push({ name: benchmark.name, command, seconds, exitCode: result.status });
+    if (result.status !== 0) {
+      console.error(`${benchmark.name} failed with exit code ${result.status}; its figures below are from an earlier run or missing.`);
+    }
+  }
+
+  const summary = summaryRows();
+  console.log('\n=== summary');
+  console.table(summary);
+
+  const path = join(benchFolder, 'results.json');
+  writeFileSync(
+    path,
+    JSON.stringify(
+      {
+        command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+        machine: machineFacts(),
+        loadAverage1m: { before: loadBefore, after: loadAverage() },
+        totalSeconds: round((Date.now() - startedAt) / 1000, 1),
+        runs,
+        summary,
+        details: Object.fromEntries(BENCHMARKS.map((benchmark) => [benchmark.name, readResults(benchmark.name)])),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`Wrote ${path} (${round((Date.now() - startedAt) / 1000, 1)} s in all)`);
+  if (runs.some((run) => run.exitCode !== 0)) {
+    process.exitCode = 1;
+  }
+}
+
+await main();
