@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Logger } from 'pino';
 
 import { PURCHASE_STATES, type PurchaseState } from '../protocol/index.js';
+import { crashPoint } from './crash-points.js';
 import type { KitMetrics } from './metrics.js';
 import type { PurchaseService } from './purchases.js';
 import type { PurchaseStore, StoredPurchase } from './store/types.js';
@@ -67,6 +68,7 @@ export function createRouter<Claims extends VerifiedClaims>(options: RouterOptio
       response.status(400).json({ error: { reason, message: (error as Error).message } });
       return;
     }
+    crashPoint('after-webhook-verified');
 
     const outcome = await options.purchases.confirmWebhook(claims, (purchase) => options.checkClaims(claims, purchase));
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 
 import { ATTEMPT_ID_PATTERN, isOpenState, type CatalogItem, type PurchaseRequest } from '../protocol/index.js';
 import { isPastDeadline, type CheckSchedule } from './check-schedule.js';
+import { crashPoint } from './crash-points.js';
 import { CodePayError } from './errors.js';
 import { deriveIntent } from './intent.js';
 import { deriveIdempotencyKey } from './keys.js';
@@ -113,6 +114,7 @@ export class PurchaseCreation {
       playerId,
       attemptId,
     });
+    crashPoint('after-key-derivation');
     return { item, attemptId, idempotencyKey };
   }
 
@@ -146,6 +148,7 @@ export class PurchaseCreation {
       );
       throw error;
     }
+    crashPoint('after-send-message');
 
     const createdAt = this.now();
     const { purchase, created } = await this.store.insertPurchase({
@@ -163,6 +166,7 @@ export class PurchaseCreation {
       createdAt,
       nextCheckAt: createdAt + this.options.schedule.firstCheckAfterMs,
     });
+    crashPoint('after-purchase-stored');
 
     if (!created) {
       // Another instance stored the same key first; its row is the purchase.
