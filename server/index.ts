@@ -7,13 +7,15 @@ import { hostname } from 'node:os';
 
 import type { Router } from 'express';
 import type { Server } from 'socket.io';
+import type { Logger } from 'pino';
 
 import type { Entitlements, PurchaseRequest } from '../protocol/index.js';
 import { ConfirmationLoop } from './confirmations.js';
 import { createRouter } from './http.js';
 import { createKitLogger } from './logger.js';
 import { createMetrics, type KitMetrics } from './metrics.js';
-import { resolveKitOptions, type CodePayOptions } from './kit-options.js';
+import { resolveKitOptions, type CodePayOptions, type KitSettings } from './kit-options.js';
+import { MemoryRateLimiter, RedisRateLimiter, type PlayerRateLimiter } from './rate-limit.js';
 import { PurchaseService, type RevalidateHint } from './purchases.js';
 import { createSequencerClient } from './sequencer.js';
 import { SocketLayer } from './socket.js';
@@ -74,6 +76,15 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
     throw error;
   }
 
+  let limiter: PlayerRateLimiter;
+  try {
+    limiter = await createRateLimiter(settings, logger);
+  } catch (error) {
+    await store.close();
+    sequencer.close();
+    throw error;
+  }
+
   const purchases = new PurchaseService({
     gameId: settings.gameId,
     catalog: settings.catalog,
@@ -91,7 +102,7 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
   const sockets = new SocketLayer({
     purchases,
     authenticate: options.authenticate,
-    rateLimit: settings.rateLimit,
+    limiter,
     logger,
     streamUrl: settings.sandbox ? sandboxStreamUrl(settings.sequencer.endpoint) : undefined,
   });
@@ -148,6 +159,7 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
       closing ??= (async () => {
         await loop.stop();
         sockets.close();
+        await limiter.close();
         await purchases.drain();
         sequencer.close();
         await store.close();
@@ -156,6 +168,19 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
       return closing;
     },
   };
+}
+
+/** The per-player rate limit: shared through Redis when the `redis` option is set, otherwise in this process's memory. */
+async function createRateLimiter(settings: KitSettings, logger: Logger): Promise<PlayerRateLimiter> {
+  if (settings.redis === undefined) {
+    return new MemoryRateLimiter(settings.rateLimit);
+  }
+  return RedisRateLimiter.connect({
+    ...settings.rateLimit,
+    url: settings.redis.url,
+    keyPrefix: `code-pay:rate:${settings.gameId}:`,
+    logger,
+  });
 }
 
 /**

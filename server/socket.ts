@@ -20,7 +20,7 @@ import {
 import { CodePayError } from './errors.js';
 import { MAX_PLAYER_ID_LENGTH } from './purchase-creation.js';
 import { toPublicPurchase, type PurchaseService } from './purchases.js';
-import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import type { PlayerRateLimiter } from './rate-limit.js';
 import type { StoredPurchase } from './store/types.js';
 
 /** The socket.io handshake the game's `authenticate` function receives; the plugin puts its token in `handshake.auth.token`. */
@@ -39,7 +39,8 @@ type CodePaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<s
 export interface SocketLayerOptions {
   purchases: PurchaseService;
   authenticate: Authenticate;
-  rateLimit: RateLimitOptions;
+  /** The per-player request limit, in memory or shared through Redis; the kit closes it. */
+  limiter: PlayerRateLimiter;
   logger: Logger;
   /** WebSocket URL of the sequencer's message stream, sent with the catalog so the plugin can follow an intent. */
   streamUrl?: string;
@@ -67,17 +68,14 @@ export function playerRoom(playerId: string): string {
 
 export class SocketLayer {
   private readonly options: SocketLayerOptions;
-  private readonly limiter: RateLimiter;
+  private readonly limiter: PlayerRateLimiter;
   private readonly namespaces: CodePayNamespace[] = [];
-  private readonly pruneTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private closed = false;
 
   constructor(options: SocketLayerOptions) {
     this.options = options;
-    this.limiter = new RateLimiter(options.rateLimit);
-    this.pruneTimer = setInterval(() => this.limiter.prune(), 60_000);
-    this.pruneTimer.unref();
+    this.limiter = options.limiter;
     this.unsubscribe = options.purchases.onUpdate((purchase) => this.pushUpdate(purchase));
   }
 
@@ -107,7 +105,6 @@ export class SocketLayer {
   /** Disconnects this instance's sockets of the namespace, rejects new ones and stops the pushes. Called by `close()`. */
   close(): void {
     this.closed = true;
-    clearInterval(this.pruneTimer);
     this.unsubscribe();
     for (const namespace of this.namespaces) {
       namespace.removeAllListeners('connection');
@@ -184,26 +181,42 @@ export class SocketLayer {
       }
       const reply = ack as (response: Ack<Result>) => void;
 
-      if (!this.limiter.take(playerId)) {
-        logger.warn({ playerId, event }, 'socket request rate-limited');
-        reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
-        return;
-      }
-
-      const payloads = args.slice(0, -1);
-      const parsed = payloads.length <= 1 ? schema.safeParse(payloads[0]) : undefined;
-      if (!parsed || !parsed.success) {
-        const detail = parsed ? describeIssues(parsed.error) : `expected at most one payload, got ${payloads.length}`;
-        logger.warn({ playerId, event, detail }, 'invalid socket request');
-        reply(failure({ code: 'invalid_request', message: `Invalid ${event} request: ${detail}.` }));
-        return;
-      }
-
-      run(parsed.data).then(
-        (result) => reply({ ok: true, ...result }),
+      this.limiter.take(playerId).then(
+        (allowed) => {
+          if (!allowed) {
+            logger.warn({ playerId, event }, 'socket request rate-limited');
+            reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
+            return;
+          }
+          this.dispatch(playerId, event, schema, run, args, reply);
+        },
         (error: unknown) => reply(failure(this.errorBody(error, playerId, event))),
       );
     });
+  }
+
+  /** Parses the payload of a request that passed the rate limit, runs it and acknowledges the result. */
+  private dispatch<Schema extends z.ZodType, Result extends object>(
+    playerId: string,
+    event: keyof ClientToServerEvents,
+    schema: Schema,
+    run: (request: z.output<Schema>) => Promise<Result>,
+    args: unknown[],
+    reply: (response: Ack<Result>) => void,
+  ): void {
+    const payloads = args.slice(0, -1);
+    const parsed = payloads.length <= 1 ? schema.safeParse(payloads[0]) : undefined;
+    if (!parsed || !parsed.success) {
+      const detail = parsed ? describeIssues(parsed.error) : `expected at most one payload, got ${payloads.length}`;
+      this.options.logger.warn({ playerId, event, detail }, 'invalid socket request');
+      reply(failure({ code: 'invalid_request', message: `Invalid ${event} request: ${detail}.` }));
+      return;
+    }
+
+    run(parsed.data).then(
+      (result) => reply({ ok: true, ...result }),
+      (error: unknown) => reply(failure(this.errorBody(error, playerId, event))),
+    );
   }
 
   private errorBody(error: unknown, playerId: string, event: string): ErrorBody {

@@ -101,6 +101,8 @@ describe('sample game environment', () => {
         CODE_PAY_MAX_CHECK_INTERVAL_MS: '1000',
         CODE_PAY_LEASE_MS: '3000',
         CODE_SEQUENCER_TIMEOUT_MS: '2000',
+        CODE_PAY_RATE_LIMIT_BURST: '500',
+        CODE_PAY_RATE_LIMIT_PER_SECOND: '50',
       },
       CWD,
     );
@@ -108,6 +110,7 @@ describe('sample game environment', () => {
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(config.polling).toEqual({ intervalMs: 200, firstCheckAfterMs: 1000, maxCheckIntervalMs: 1000, leaseMs: 3000 });
     expect(config.sequencerTimeoutMs).toBe(2000);
+    expect(config.rateLimit).toEqual({ burst: 500, perSecond: 50 });
   });
 
   it('leaves the scale-out settings unset by default', () => {
@@ -116,6 +119,7 @@ describe('sample game environment', () => {
     expect(config.redisUrl).toBeUndefined();
     expect(config.polling).toEqual({});
     expect(config.sequencerTimeoutMs).toBeUndefined();
+    expect(config.rateLimit).toEqual({});
   });
 
   it.each([
@@ -134,6 +138,7 @@ describe('sample game environment', () => {
     ['CODE_PAY_LEASE_MS', { CODE_PAY_LEASE_MS: '0' }],
     ['CODE_PAY_POLL_INTERVAL_MS', { CODE_PAY_POLL_INTERVAL_MS: 'often' }],
     ['CODE_SEQUENCER_TIMEOUT_MS', { CODE_SEQUENCER_TIMEOUT_MS: '1.5' }],
+    ['CODE_PAY_RATE_LIMIT_BURST', { CODE_PAY_RATE_LIMIT_BURST: '0' }],
   ])('rejects a bad %s', (variable, env) => {
     const error = configError(env);
     expect(error.variable).toBe(variable);

@@ -119,6 +119,7 @@ async function startParts(config: SampleGameConfig, logger: Logger, parts: Start
     sandbox: parts.sandbox !== undefined ? true : undefined,
     webhookUrl,
     polling: config.polling,
+    rateLimit: config.rateLimit,
     redis: config.redisUrl === undefined ? undefined : { url: config.redisUrl },
     authenticate: (handshake) => authenticateHandshake(guests, handshake),
     grant: (purchase, tx) => grantItem(purchase, tx),

@@ -46,6 +46,8 @@ export interface SampleGameConfig {
   /** Redis shared by the instances, for socket.io fan-out and the rate limit; undefined on a single instance. */
   redisUrl: string | undefined;
   polling: PollingConfig;
+  /** Per-player socket request limit; unset fields keep the kit's defaults. */
+  rateLimit: { burst?: number; perSecond?: number };
   /** Time limit of one sequencer request (ms); undefined keeps the kit's default. */
   sequencerTimeoutMs: number | undefined;
   /** Directory for files the server generates: secrets, the sandbox data file. */
@@ -115,6 +117,7 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
 
   const redisUrl = parseOptional(env, 'CODE_PAY_REDIS_URL', redisUrlSchema);
   const polling = readPolling(env);
+  const rateLimit = readRateLimit(env);
   const sequencerTimeoutMs = parseOptional(env, 'CODE_SEQUENCER_TIMEOUT_MS', millisecondsSchema);
 
   const webhookUrl = parseOptional(env, 'CODE_PAY_WEBHOOK_URL', httpUrlSchema);
@@ -154,6 +157,7 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     database,
     redisUrl,
     polling,
+    rateLimit,
     sequencerTimeoutMs,
     dataDirectory,
     webhookUrl,
@@ -201,6 +205,25 @@ function readPolling(env: NodeJS.ProcessEnv): PollingConfig {
     }
   }
   return polling;
+}
+
+function readRateLimit(env: NodeJS.ProcessEnv): SampleGameConfig['rateLimit'] {
+  const rateSchema = z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(100_000, 'must be at most 100000');
+  const burst = parseOptional(env, 'CODE_PAY_RATE_LIMIT_BURST', rateSchema);
+  const perSecond = parseOptional(env, 'CODE_PAY_RATE_LIMIT_PER_SECOND', rateSchema);
+
+  const rateLimit: SampleGameConfig['rateLimit'] = {};
+  if (burst !== undefined) {
+    rateLimit.burst = burst;
+  }
+  if (perSecond !== undefined) {
+    rateLimit.perSecond = perSecond;
+  }
+  return rateLimit;
 }
 
 function readDatabase(env: NodeJS.ProcessEnv, cwd: string): DatabaseConfig {
