@@ -10,6 +10,7 @@
 
 import type { Logger } from 'pino';
 
+import { crashPoint } from './crash-points.js';
 import { CodePayError } from './errors.js';
 import type { PurchaseService } from './purchases.js';
 import type { Lease, PurchaseStore, StoredPurchase } from './store/types.js';
@@ -114,7 +115,10 @@ export class ConfirmationLoop {
           page.map((purchase) => purchase.id),
           this.lease(),
         );
-        await forEachLimited(claimed, concurrency, (purchase) => this.poll(purchase, 'reconcile'));
+        await forEachLimited(claimed, concurrency, async (purchase) => {
+          await this.poll(purchase, 'reconcile');
+          crashPoint('during-reconciliation');
+        });
         checked += claimed.length;
         leftToOthers += page.length - claimed.length;
         afterId = page[page.length - 1].id;

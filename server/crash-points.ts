@@ -24,7 +24,7 @@ export const CRASH_POINTS = [
   'inside-grant-transaction',
   /** The grant committed; the `purchase:updated` push is not sent yet. */
   'after-grant-commit',
-  /** The start-up reconciliation checked one open purchase and has more to do. */
+  /** The start-up reconciliation checked one open purchase. */
   'during-reconciliation',
 ] as const;
 

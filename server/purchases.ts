@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 
 import { isOpenState, type CatalogItem, type Entitlements, type PurchaseRequest, type PurchaseState } from '../protocol/index.js';
+import { crashPoint } from './crash-points.js';
 import { CodePayError } from './errors.js';
 import { isPastDeadline, nextCheckAt, nextGrantAt, type CheckSchedule } from './check-schedule.js';
 import type { ConfirmationSource, KitMetrics } from './metrics.js';
@@ -300,13 +301,14 @@ export class PurchaseService {
   private async grantOnce(purchaseId: string): Promise<StoredPurchase | undefined> {
     let outcome;
     try {
-      outcome = await this.store.grant(purchaseId, this.options.grant, this.now());
+      outcome = await this.store.grant(purchaseId, grantWithCrashPoint(this.options.grant), this.now());
     } catch (error) {
       return this.recordGrantFailure(purchaseId, error);
     }
 
     const purchase = outcome.purchase;
     if (outcome.status === 'granted') {
+      crashPoint('after-grant-commit');
       this.logTransition(purchase, 'paid', 'grant', 'grant handler committed');
       this.notify(purchase);
     } else if (outcome.status === 'conflict') {
@@ -364,6 +366,14 @@ export class PurchaseService {
     );
     return promise;
   }
+}
+
+/** Runs the game's grant handler, then the crash point inside the still open grant transaction. */
+function grantWithCrashPoint(handler: GrantHandler): GrantHandler {
+  return async (purchase, tx) => {
+    await handler(purchase, tx);
+    crashPoint('inside-grant-transaction');
+  };
 }
 
 function describeStatus(status: IntentStatus): string {
