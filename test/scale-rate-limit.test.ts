@@ -73,7 +73,7 @@ describe.skipIf(!reachable)('rate limit across instances', () => {
     temp?.remove();
   });
 
-  it('holds one burst for a player on two instances', async () => {
+  it('limits a player on two instances to one burst', async () => {
     const [first, second] = [await startInstance(6, true), await startInstance(6, true)];
     const onFirst = await connect(first, 'player-shared');
     const onSecond = await connect(second, 'player-shared');
