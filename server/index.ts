@@ -170,7 +170,7 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
   };
 }
 
-/** The per-player rate limit: shared through Redis when the `redis` option is set, otherwise in this process's memory. */
+/** Creates the per-player rate limit: shared through Redis when the `redis` option is set, otherwise in this process's memory. */
 async function createRateLimiter(settings: KitSettings, logger: Logger): Promise<PlayerRateLimiter> {
   if (settings.redis === undefined) {
     return new MemoryRateLimiter(settings.rateLimit);

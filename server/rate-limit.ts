@@ -16,7 +16,7 @@ export interface RateLimitOptions {
 
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { burst: 20, perSecond: 5 };
 
-/** The limit the socket layer asks before it handles a player's request. */
+/** The per-player limit that the socket layer checks before it handles a request. */
 export interface PlayerRateLimiter {
   /** Takes one token from the player's bucket; resolves false when it is empty. */
   take(playerId: string): Promise<boolean>;
