@@ -61,6 +61,9 @@ const revalidateRequestSchema = z.strictObject({
 /** `catalog` and `sync` take no payload; an empty object is tolerated. */
 const emptyRequestSchema = z.union([z.undefined(), z.strictObject({})]);
 
+/** The request events of the namespace; any other event is answered with `invalid_request`. */
+const REQUEST_EVENTS: ReadonlySet<string> = new Set<keyof ClientToServerEvents>(['catalog', 'purchase', 'revalidate', 'sync']);
+
 /** Room of every socket of one player, on every instance that shares the adapter. */
 export function playerRoom(playerId: string): string {
   return `code-pay:player:${playerId}`;
@@ -131,6 +134,7 @@ export class SocketLayer {
   private onConnection(socket: CodePaySocket): void {
     const playerId = socket.data.playerId;
     void socket.join(playerRoom(playerId));
+    socket.onAny((event: unknown, ...args: unknown[]) => this.rejectUnknownEvent(playerId, event, args));
 
     this.handle(socket, 'catalog', emptyRequestSchema, async () => {
       const streamUrl = this.options.streamUrl;
@@ -193,6 +197,43 @@ export class SocketLayer {
         (error: unknown) => reply(failure(this.errorBody(error, playerId, event))),
       );
     });
+  }
+
+  /**
+   * Acknowledges an event this namespace does not handle with
+   * `invalid_request`, so a client with a typo or another protocol version
+   * gets an answer instead of waiting for its timeout. It counts against the
+   * player's rate limit like any request.
+   */
+  private rejectUnknownEvent(playerId: string, event: unknown, args: unknown[]): void {
+    if (typeof event === 'string' && REQUEST_EVENTS.has(event)) {
+      return;
+    }
+    const name = typeof event === 'string' ? event.slice(0, 64) : `(${typeof event})`;
+    const ack = args.length > 0 ? args[args.length - 1] : undefined;
+    if (typeof ack !== 'function') {
+      this.options.logger.warn({ playerId, event: name }, 'unknown socket event without an acknowledgement callback; ignored');
+      return;
+    }
+    const reply = ack as (response: Ack<never>) => void;
+
+    this.limiter.take(playerId).then(
+      (allowed) => {
+        if (!allowed) {
+          this.options.logger.warn({ playerId, event: name }, 'socket request rate-limited');
+          reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
+          return;
+        }
+        this.options.logger.warn({ playerId, event: name }, 'unknown socket event');
+        reply(
+          failure({
+            code: 'invalid_request',
+            message: `Unknown event ${JSON.stringify(name)}; this server handles ${[...REQUEST_EVENTS].join(', ')}.`,
+          }),
+        );
+      },
+      (error: unknown) => reply(failure(this.errorBody(error, playerId, name))),
+    );
   }
 
   /** Parses the payload of a request that passed the rate limit, runs it and acknowledges the result. */
