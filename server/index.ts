@@ -30,7 +30,7 @@ export interface CodePay {
   readonly store: PurchaseStore;
   /** The kit's Prometheus metrics (its own registry). */
   readonly metrics: KitMetrics;
-  /** Settles when the start-up reconciliation has checked every open purchase once. */
+  /** Settles when the start-up reconciliation has checked every open purchase once, except those another instance had claimed. */
   readonly reconciled: Promise<void>;
 
   /** Registers the `/code-pay` namespace on a socket.io server. */
