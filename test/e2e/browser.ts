@@ -98,6 +98,8 @@ export async function withContexts(browser: Browser, name: string, body: (open: 
     const context = await newLoopbackContext(browser, options);
     context.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
     context.on('weberror', (error) => consoleLines.push(`page error: ${error.error().message}`));
+    // Requests to hosts off loopback fail here too, as ERR_BLOCKED_BY_CLIENT.
+    context.on('requestfailed', (request) => consoleLines.push(`request failed: ${request.url()} (${request.failure()?.errorText ?? 'unknown error'})`));
     contexts.push(context);
     return context;
   };
