@@ -156,7 +156,7 @@ if (database !== undefined) {
       let lockedCount = 0;
 
       // Each transaction locks one row, waits until the other has locked
-      // its row, then asks for the other's row: PostgreSQL aborts one of them.
+      // its row, then updates the other's row: PostgreSQL aborts one of them.
       const lockInOrder = (first: number, second: number) =>
         store.transaction(async (tx) => {
           attempts += 1;

@@ -1,8 +1,9 @@
 // The purchase store on SQL, for every engine behind a `StoreDriver`. The SQL
 // runs unchanged on SQLite 3.45+ and PostgreSQL 15: `$1` placeholders,
 // `INSERT … ON CONFLICT DO NOTHING`, conditional `UPDATE … WHERE state IN (…)
-// RETURNING *`, and `FOR UPDATE` only on PostgreSQL (SQLite's `BEGIN
-// IMMEDIATE` already holds the write lock for the whole transaction).
+// RETURNING *`, and `FOR UPDATE` (with `SKIP LOCKED` for leases) only on
+// PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the write lock for the
+// whole transaction).
 //
 // Uniqueness of idempotency keys and intent ids, the allowed state moves and
 // the one grant per unique item are enforced by the database, so they hold
@@ -61,7 +62,7 @@ const OPEN_STATE_LIST = stateList(OPEN_STATES);
 /** Ends the background work lease of a purchase; every write of its schedule or state does. */
 const RELEASE_LEASE = 'lease_owner = NULL, lease_expires_at = NULL';
 
-/** The condition that no live lease covers a purchase at the time `$param`. */
+/** Returns the SQL condition that no live lease covers a purchase at the time `$param`. */
 function leaseIsFree(param: string): string {
   return `(lease_expires_at IS NULL OR lease_expires_at <= ${param})`;
 }
@@ -551,7 +552,7 @@ export class SqlPurchaseStore implements PurchaseStore {
     return rows[0];
   }
 
-  /** The player of the oldest paid, not yet granted purchase of a unique item other than `playerId`. */
+  /** Returns the player of the oldest paid, not yet granted purchase of a unique item, other than `playerId`. */
   private async selectPaidUniquePayer(tx: StoreTransaction, itemId: string, playerId: string): Promise<string | undefined> {
     const rows = await tx.query<{ player_id: string }>(
       `SELECT player_id FROM code_pay_purchases

@@ -1,6 +1,6 @@
-// The purchase store contract. One implementation per database (SQLite now,
-// PostgreSQL later) behind the same interface, so the kit's logic never
-// depends on the engine. Every method that changes state is atomic in the
+// The purchase store contract. One implementation per database (SQLite and
+// PostgreSQL) behind the same interface, so the kit's logic never depends on
+// the engine. Every method that changes state is atomic in the
 // database and idempotent: calling it twice, or from two processes at once,
 // leaves the same result as calling it once.
 
