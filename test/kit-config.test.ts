@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CODE_SEQUENCER_ENDPOINT, validateConfig } from '../server/config.js';
 import { ConfigError } from '../server/errors.js';
+import { resolveKitOptions, type CodePayOptions } from '../server/kit-options.js';
 
 const destination = bs58.encode(randomBytes(32));
 const keySecret = randomBytes(32).toString('hex');
@@ -193,5 +194,34 @@ describe('validateConfig', () => {
     expect(config.uniqueHoldMs).toBe(1_000);
     expect(config.webhookUrl).toBe('https://game.example/code-pay/webhook');
     expect(config.metrics.prefix).toBe('shooter_');
+  });
+});
+
+describe('resolveKitOptions', () => {
+  it('requires a key secret with PostgreSQL in the sandbox', () => {
+    const options = baseOptions({
+      keySecret: undefined,
+      store: { postgres: 'postgres://game@127.0.0.1/game' },
+      sequencer: { endpoint: 'http://127.0.0.1:8081/v1', publicKey: sandboxKey },
+    });
+
+    let caught: unknown;
+    try {
+      resolveKitOptions(options as unknown as CodePayOptions, {});
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).toContain('every instance needs the same secret');
+  });
+
+  it('accepts PostgreSQL with a key secret', () => {
+    const options = baseOptions({ store: { postgres: 'postgres://game@127.0.0.1/game', maxConnections: 4 } });
+
+    const settings = resolveKitOptions(options as unknown as CodePayOptions, {});
+
+    expect(settings.store).toEqual({ postgres: 'postgres://game@127.0.0.1/game', maxConnections: 4 });
+    expect(settings.keySecret).toHaveLength(32);
   });
 });
