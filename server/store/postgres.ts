@@ -101,6 +101,7 @@ export class PostgresDriver implements StoreDriver {
   readonly dialect = 'postgres' as const;
   private readonly pool: pg.Pool;
   private readonly running = new Set<Promise<unknown>>();
+  private readonly onClientError: (error: Error) => void;
   private closed = false;
 
   constructor(connectionString: string, options: PostgresDriverOptions = {}) {
@@ -117,6 +118,14 @@ export class PostgresDriver implements StoreDriver {
     this.pool.on('error', (error) => {
       options.logger?.error({ err: error, database: target }, 'idle PostgreSQL connection failed; the pool replaces it');
     });
+
+    // A checked-out client emits `error` on itself, not on the pool, when the
+    // server ends its connection (for example on a restart). The query in
+    // flight rejects too, so the transaction fails; the listener only keeps
+    // the event from ending the process.
+    this.onClientError = (error) => {
+      options.logger?.error({ err: error, database: target }, 'PostgreSQL connection failed during a transaction; the transaction fails and the pool replaces the connection');
+    };
   }
 
   transaction<T>(fn: (tx: StoreTransaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
@@ -173,6 +182,7 @@ export class PostgresDriver implements StoreDriver {
 
   private async runTransaction<T>(fn: (tx: StoreTransaction) => Promise<T>, options: TransactionOptions): Promise<T> {
     const client = await this.pool.connect();
+    client.on('error', this.onClientError);
     const tx = new PostgresTransaction(client);
     const context = { driver: this, running: true };
     let broken = false;
@@ -194,6 +204,7 @@ export class PostgresDriver implements StoreDriver {
     } finally {
       // A client whose rollback failed may still be inside a transaction, so
       // it is destroyed instead of going back to the pool.
+      client.off('error', this.onClientError);
       client.release(broken);
     }
   }
