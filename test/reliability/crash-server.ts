@@ -115,7 +115,8 @@ async function main(): Promise<void> {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
   });
-  process.stdout.write(`crash-server ready http://127.0.0.1:${port}\n`);
+  const cpu = process.cpuUsage();
+  process.stdout.write(`crash-server ready http://127.0.0.1:${port} (start-up used ${Math.round((cpu.user + cpu.system) / 1000)} ms of CPU)\n`);
 
   const stop = (): void => {
     void kit.close().finally(() => process.exit(0));
