@@ -132,6 +132,8 @@ describe.skipIf(!ready)('scale-out mode', () => {
     directory = mkdtempSync(path.join(tmpdir(), 'scale-out-'));
     database = await createTestDatabase();
     db = new pg.Pool({ connectionString: database.url, max: 2 });
+    // An idle connection that PostgreSQL closes (a restart by another suite) must not end the test process.
+    db.on('error', () => undefined);
     sandbox = await startSandbox({ port: 0, dataFile: path.join(directory, 'sandbox.db'), timeScale: 0.01, logger: pino({ level: 'error' }) });
 
     sharedEnv = {

@@ -567,7 +567,7 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
           ),
         ).rejects.toThrow('no room in the inventory');
 
-        expect(await store.getHold('crown', T0 + 2_000)).toBeUndefined();
+        expect(await store.getHold('crown', T0 + 2_000)).toMatchObject({ status: 'held', holderPlayerId: 'player-1' });
         expect((await store.grant(paid.id, () => undefined, T0 + 3_000)).status).toBe('granted');
       });
 
@@ -668,6 +668,7 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
         expect(outcome).toMatchObject({ holderPlayerId: 'player-1' });
         expect((outcome as { expiresAt: number }).expiresAt).toBeGreaterThan(T0 + 120_000);
 
+        expect(await store.getHold('crown', T0 + 120_000)).toMatchObject({ status: 'held', holderPlayerId: 'player-1' });
         expect(await store.acquireHold('crown', 'player-1', T0 + 120_000, T0 + 180_000)).toEqual({
           status: 'held',
           expiresAt: T0 + 180_000,
@@ -688,6 +689,7 @@ export function describeStoreContract(name: string, target: StoreTarget): void {
           tx.execute("UPDATE code_pay_purchases SET state = 'failed', failure_reason = 'test' WHERE id = $1", [paid.id]),
         );
 
+        expect(await store.getHold('crown', T0 + 120_000)).toBeUndefined();
         expect(await store.acquireHold('crown', 'player-2', T0 + 120_000, T0 + 180_000)).toMatchObject({
           status: 'held',
           holderPlayerId: 'player-2',

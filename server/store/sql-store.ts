@@ -475,10 +475,16 @@ export class SqlPurchaseStore implements PurchaseStore {
       }
 
       const hold = await this.selectHold(tx, itemId);
-      if (hold === undefined || Number(hold.expires_at) <= now) {
-        return undefined;
+      if (hold !== undefined && Number(hold.expires_at) > now) {
+        return { status: 'held', expiresAt: Number(hold.expires_at), holderPlayerId: hold.player_id };
       }
-      return { status: 'held', expiresAt: Number(hold.expires_at), holderPlayerId: hold.player_id };
+
+      // A paid purchase waiting for its grant keeps the item, as in acquireHold.
+      const payer = await this.selectPaidUniquePayer(tx, itemId, null);
+      if (payer !== undefined) {
+        return { status: 'held', expiresAt: now + PAID_RESERVATION_RETRY_MS, holderPlayerId: payer };
+      }
+      return undefined;
     });
   }
 
@@ -552,13 +558,16 @@ export class SqlPurchaseStore implements PurchaseStore {
     return rows[0];
   }
 
-  /** Returns the player of the oldest paid, not yet granted purchase of a unique item, other than `playerId`. */
-  private async selectPaidUniquePayer(tx: StoreTransaction, itemId: string, playerId: string): Promise<string | undefined> {
+  /**
+   * Returns the player of the oldest paid, not yet granted purchase of a
+   * unique item, leaving out `exceptPlayerId` unless it is null.
+   */
+  private async selectPaidUniquePayer(tx: StoreTransaction, itemId: string, exceptPlayerId: string | null): Promise<string | undefined> {
     const rows = await tx.query<{ player_id: string }>(
       `SELECT player_id FROM code_pay_purchases
-        WHERE item_id = $1 AND kind = 'unique' AND state = 'paid' AND player_id <> $2
+        WHERE item_id = $1 AND kind = 'unique' AND state = 'paid' AND (CAST($2 AS TEXT) IS NULL OR player_id <> CAST($2 AS TEXT))
         ORDER BY paid_at, id LIMIT 1`,
-      [itemId, playerId],
+      [itemId, exceptPlayerId],
     );
     return rows[0]?.player_id;
   }

@@ -204,7 +204,11 @@ export interface PurchaseStore {
    * yet granted purchase of the item by another player makes it `reserved`.
    */
   acquireHold(itemId: string, playerId: string, now: number, expiresAt: number): Promise<HoldOutcome>;
-  /** The current holder (`held`) or owner (`sold_out`) of a `unique` item; undefined when it is free. */
+  /**
+   * The current holder (`held`) or owner (`sold_out`) of a `unique` item;
+   * undefined when it is free. A player whose paid purchase waits for its
+   * grant is the holder, even after their hold lapsed.
+   */
   getHold(itemId: string, now: number): Promise<HoldOutcome | undefined>;
 
   /** Records a payment review once per kind and intent id; a repeat (a retried webhook) keeps the first row. */
