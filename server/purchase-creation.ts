@@ -121,7 +121,7 @@ export class PurchaseCreation {
   private async createOnce(playerId: string, item: CatalogItem, idempotencyKey: string, attemptId: string | undefined): Promise<StoredPurchase> {
     const startedAt = this.now();
 
-    const existing = await this.store.getByKey(idempotencyKey);
+    const existing = (await this.store.getByKey(idempotencyKey)) ?? (await this.findUnderAnotherKey(playerId, item));
     if (existing) {
       return this.resumeExisting(existing, item, playerId);
     }
@@ -190,7 +190,7 @@ export class PurchaseCreation {
     }
 
     if (existing.kind === 'unique' && isOpenState(existing.state)) {
-      await this.holdUniqueItem(item, playerId);
+      await this.holdUniqueItem(item, playerId, existing.createdAt);
     }
 
     if (isOpenState(existing.state) && isPastDeadline(existing, this.now(), this.options.schedule)) {
@@ -200,6 +200,22 @@ export class PurchaseCreation {
     }
 
     return existing;
+  }
+
+  /**
+   * Finds the player's open or paid purchase of a `unique` or `permanent` item
+   * stored under another idempotency key, for example before a change of the
+   * key secret or the game id. Without it, such a change would give the player
+   * a second intent for an item they may already be paying for, and both
+   * payments would be charged.
+   */
+  private async findUnderAnotherKey(playerId: string, item: CatalogItem): Promise<StoredPurchase | undefined> {
+    if (item.kind === 'consumable') {
+      return undefined;
+    }
+
+    const purchases = await this.store.listByPlayer(playerId);
+    return purchases.find((purchase) => purchase.itemId === item.id && (isOpenState(purchase.state) || purchase.state === 'paid'));
   }
 
   /** Throws when the player may not start a new purchase of the item. */
@@ -217,9 +233,29 @@ export class PurchaseCreation {
     }
   }
 
-  private async holdUniqueItem(item: CatalogItem, playerId: string): Promise<void> {
+  /**
+   * Takes or keeps the player's hold on a `unique` item. Holds follow fixed
+   * windows from the purchase's creation: the player may hold the item for
+   * `uniqueHoldMs`, then not for the next `uniqueHoldMs`, and so on. Without
+   * the pause, a player who retried every few seconds would extend the hold
+   * forever, and no other player could buy the item.
+   */
+  private async holdUniqueItem(item: CatalogItem, playerId: string, purchaseCreatedAt?: number): Promise<void> {
     const now = this.now();
-    const hold = await this.store.acquireHold(item.id, playerId, now, now + this.options.uniqueHoldMs);
+    const holdMs = this.options.uniqueHoldMs;
+    const windowStart = purchaseCreatedAt ?? now;
+    const phase = (now - windowStart) % (2 * holdMs);
+
+    if (phase >= holdMs) {
+      const seconds = Math.max(1, Math.ceil((2 * holdMs - phase) / 1000));
+      throw new CodePayError(
+        'reserved',
+        `The player's hold on "${item.id}" lapsed without a payment, so other players may buy it now; the player can request it again in ${seconds} s, or pay the open purchase.`,
+        { playerId, itemId: item.id },
+      );
+    }
+
+    const hold = await this.store.acquireHold(item.id, playerId, now, now - phase + holdMs);
 
     if (hold.status === 'reserved') {
       const seconds = Math.max(1, Math.ceil((hold.expiresAt - now) / 1000));

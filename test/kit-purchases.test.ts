@@ -189,6 +189,20 @@ describe('unique items', () => {
     await expectCode(kit.createPurchase('alice', { itemId: 'crown' }), 'reserved');
   });
 
+  it('does not extend a hold past its window', async () => {
+    const { kit } = await startKit({ overrides: { uniqueHoldMs: 300 } });
+    const alice = await kit.createPurchase('alice', { itemId: 'crown' });
+
+    // Retries inside the window return the purchase but do not push the deadline.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect((await kit.createPurchase('alice', { itemId: 'crown' })).id).toBe(alice.id);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    await expectCode(kit.createPurchase('alice', { itemId: 'crown' }), 'reserved');
+    const bob = await kit.createPurchase('bob', { itemId: 'crown' });
+    expect(bob.intentId).not.toBe(alice.intentId);
+  });
+
   it('keeps a paid item reserved until granted', async () => {
     const grants = new GrantRecorder();
     grants.failures = Number.MAX_SAFE_INTEGER;
@@ -220,6 +234,25 @@ describe('unique items', () => {
     expect(grants.countFor(alice.id)).toBe(0);
     const reviews = await kit.store.listReviews();
     expect(reviews.map((review) => [review.kind, review.intentId])).toContainEqual(['conflicting_payment', alice.intentId]);
+  });
+});
+
+describe('changed keys', () => {
+  it('returns the open purchase after a key secret change', async () => {
+    const { kit, dbFile, destination } = await startKit();
+    const first = await kit.createPurchase('alice', { itemId: 'sword' });
+    await kit.close();
+
+    const rotated = Buffer.alloc(32, 7).map((byte, index) => (byte + index * 31) % 256).toString('hex');
+    const { kit: restarted, grants } = await startKit({ dbFile, destination, overrides: { keySecret: rotated } });
+    const second = await restarted.createPurchase('alice', { itemId: 'sword' });
+
+    expect(second.id).toBe(first.id);
+    expect(second.intentId).toBe(first.intentId);
+    await payIntent(sandbox, first.intentId);
+    await waitForState(restarted, first.id, 'granted');
+    await expectCode(restarted.createPurchase('alice', { itemId: 'sword' }), 'already_owned');
+    expect(grants.countFor(first.id)).toBe(1);
   });
 });
 
