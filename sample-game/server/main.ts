@@ -8,6 +8,9 @@ import { startSampleServer, type SampleServer } from './app.js';
 import { ensureGameBuilt } from './build.js';
 import { EnvironmentError, readConfig, type SampleGameConfig } from './env.js';
 
+/** How often the server checks that the process that started it is still there. */
+const ORPHAN_CHECK_INTERVAL_MS = 500;
+
 /** How long a shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  stopWhenOrphaned(() => stop('SIGTERM'));
 
   const server = await started;
   if (server !== undefined && !stopping) {
@@ -71,6 +75,22 @@ async function main(): Promise<void> {
 }
 
 /** Builds the client if needed, then starts the server unless a signal arrived during the build. */
+/**
+ * Calls `stop` once this process loses its parent. `npm start` runs the server
+ * under `sh -c`, and on SIGTERM npm and the shell exit without passing the
+ * signal on (npm 11), which would leave the server running with its ports.
+ */
+function stopWhenOrphaned(stop: () => void): void {
+  const parentPid = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parentPid) {
+      clearInterval(timer);
+      stop();
+    }
+  }, ORPHAN_CHECK_INTERVAL_MS);
+  timer.unref();
+}
+
 async function startAll(config: SampleGameConfig, logger: Logger, isStopping: () => boolean): Promise<SampleServer | undefined> {
   await ensureGameBuilt(config.build, logger);
   if (isStopping()) {
