@@ -110,9 +110,13 @@ async function runSandbox(args: string[]): Promise<void> {
 /** Runs the command named by `argv` (the arguments after the program name). */
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return;
+  }
+  if (command === undefined) {
+    process.stderr.write(USAGE);
+    throw new ConfigError('Missing command: run phaser-code-pay sandbox, or phaser-code-pay --help for the list of commands.');
   }
   if (command === 'sandbox') {
     await runSandbox(rest);

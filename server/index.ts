@@ -103,6 +103,8 @@ export async function createCodePay(options: CodePayOptions): Promise<CodePay> {
     purchases,
     authenticate: options.authenticate,
     limiter,
+    connectionRateLimit: settings.connectionRateLimit,
+    maxConnectionsPerAddress: settings.maxConnectionsPerAddress,
     logger,
     streamUrl: settings.sandbox ? sandboxStreamUrl(settings.sequencer.endpoint) : undefined,
   });
@@ -199,6 +201,7 @@ function sandboxStreamUrl(endpoint: string): string {
 }
 
 export { CodePayError, ConfigError } from './errors.js';
+export { CatalogConfigError } from './catalog.js';
 export type { ErrorContext } from './errors.js';
 export type { CodePayOptions } from './kit-options.js';
 export type { Authenticate, Handshake } from './socket.js';
