@@ -32,6 +32,12 @@ export const DEFAULT_POLLING = { intervalMs: 1_000, concurrency: 8, batchSize: 1
 /** How long a `unique` item is held for the player who requested it, in milliseconds. */
 export const DEFAULT_UNIQUE_HOLD_MS = 10 * 60_000;
 
+/**
+ * Default of `maxConnectionsPerAddress`. It is the TCP peer's address, so
+ * behind a reverse proxy every player shares the proxy's address; raise it there.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 100;
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 /** Host of Code's production service; the sandbox flag is never accepted against it. */
@@ -159,6 +165,8 @@ export const codePayOptionsSchema = z
     polling: pollingSchema.optional(),
     uniqueHoldMs: milliseconds(DAY_MS).optional(),
     rateLimit: rateLimitSchema.optional(),
+    connectionRateLimit: rateLimitSchema.optional(),
+    maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).optional(),
     redis: redisSchema.optional(),
     webhookBodyLimit: z.number().int().min(1024).max(1024 * 1024).optional(),
     metrics: metricsSchema.optional(),
@@ -184,6 +192,10 @@ export interface ValidatedConfig {
   redis?: { url: string };
   uniqueHoldMs: number;
   rateLimit: RateLimitOptions;
+  /** Per-socket request limit, in this process's memory. */
+  connectionRateLimit: RateLimitOptions;
+  /** Most sockets of the namespace from one client address on this instance. */
+  maxConnectionsPerAddress: number;
   webhookBodyLimit: number;
   metrics: KitMetricsOptions;
 }
@@ -302,6 +314,7 @@ export function validateConfig(options: unknown, env: NodeJS.ProcessEnv = proces
     throw new ConfigError(joinProblems(problems));
   }
 
+  const rateLimit: RateLimitOptions = { ...DEFAULT_RATE_LIMIT, ...withoutUndefined(input.rateLimit ?? {}) };
   return {
     gameId: input.gameId,
     catalog: catalog!,
@@ -324,7 +337,10 @@ export function validateConfig(options: unknown, env: NodeJS.ProcessEnv = proces
     },
     redis: input.redis,
     uniqueHoldMs: input.uniqueHoldMs ?? DEFAULT_UNIQUE_HOLD_MS,
-    rateLimit: { ...DEFAULT_RATE_LIMIT, ...withoutUndefined(input.rateLimit ?? {}) },
+    rateLimit,
+    // Defaults to the per-player limit, so a game that raised `rateLimit` is not held back per connection.
+    connectionRateLimit: { ...rateLimit, ...withoutUndefined(input.connectionRateLimit ?? {}) },
+    maxConnectionsPerAddress: input.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
     webhookBodyLimit: input.webhookBodyLimit ?? MAX_WEBHOOK_BYTES,
     metrics: input.metrics ?? {},
   };

@@ -77,6 +77,14 @@ export interface CodePayOptions {
   uniqueHoldMs?: number;
   /** Per-player socket request limit. Default a burst of 20 and 5 per second. */
   rateLimit?: Partial<RateLimitOptions>;
+  /** Per-socket request limit, checked before the per-player one, in this process's memory. Default: the same as `rateLimit`. */
+  connectionRateLimit?: Partial<RateLimitOptions>;
+  /**
+   * Most sockets of the `/code-pay` namespace from one client address on this
+   * instance; a further connection is rejected with `rate_limited`. The
+   * address is the TCP peer's, so behind a reverse proxy raise it. Default 100.
+   */
+  maxConnectionsPerAddress?: number;
   /**
    * Redis shared by every instance of the game, for the per-player rate limit.
    * Without it each instance limits on its own. Fan-out of `purchase:updated`

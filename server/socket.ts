@@ -20,7 +20,7 @@ import {
 import { CodePayError } from './errors.js';
 import { MAX_PLAYER_ID_LENGTH } from './purchase-creation.js';
 import { toPublicPurchase, type PurchaseService } from './purchases.js';
-import type { PlayerRateLimiter } from './rate-limit.js';
+import { RateLimiter, type PlayerRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import type { StoredPurchase } from './store/types.js';
 
 /** The socket.io handshake the game's `authenticate` function receives; the plugin puts its token in `handshake.auth.token`. */
@@ -41,6 +41,10 @@ export interface SocketLayerOptions {
   authenticate: Authenticate;
   /** The per-player request limit, in memory or shared through Redis; the kit closes it. */
   limiter: PlayerRateLimiter;
+  /** Per-socket request limit, checked before the per-player one. */
+  connectionRateLimit: RateLimitOptions;
+  /** Most sockets of the namespace from one client address on this instance. */
+  maxConnectionsPerAddress: number;
   logger: Logger;
   /** WebSocket URL of the sequencer's message stream, sent with the catalog so the plugin can follow an intent. */
   streamUrl?: string;
@@ -72,6 +76,10 @@ export function playerRoom(playerId: string): string {
 export class SocketLayer {
   private readonly options: SocketLayerOptions;
   private readonly limiter: PlayerRateLimiter;
+  /** One token bucket per connected socket, by socket id. */
+  private readonly connectionLimiters = new Map<string, RateLimiter>();
+  /** Sockets connected or being authenticated, by client address. */
+  private readonly connectionsByAddress = new Map<string, number>();
   private readonly namespaces: CodePayNamespace[] = [];
   private readonly unsubscribe: () => void;
   private closed = false;
@@ -94,9 +102,18 @@ export class SocketLayer {
         next(connectError('internal', 'The payment server is shutting down; reconnect to another instance or try again later.'));
         return;
       }
+      const address = socket.handshake.address;
+      if (!this.reserveConnection(address)) {
+        this.options.logger.warn({ address, maxConnectionsPerAddress: this.options.maxConnectionsPerAddress }, 'socket rejected: too many connections from this address');
+        next(connectError('rate_limited', 'Too many connections from this address; close other tabs or try again later.'));
+        return;
+      }
       this.authenticate(socket).then(
         () => next(),
-        (error: Error) => next(error),
+        (error: Error) => {
+          this.releaseConnection(address);
+          next(error);
+        },
       );
     });
     namespace.on('connection', (socket) => this.onConnection(socket));
@@ -131,10 +148,43 @@ export class SocketLayer {
     socket.data.playerId = playerId;
   }
 
+  /** Counts a connection from `address`; false when the address is at its limit. */
+  private reserveConnection(address: string): boolean {
+    const count = this.connectionsByAddress.get(address) ?? 0;
+    if (count >= this.options.maxConnectionsPerAddress) {
+      return false;
+    }
+    this.connectionsByAddress.set(address, count + 1);
+    return true;
+  }
+
+  private releaseConnection(address: string): void {
+    const count = (this.connectionsByAddress.get(address) ?? 1) - 1;
+    if (count <= 0) {
+      this.connectionsByAddress.delete(address);
+    } else {
+      this.connectionsByAddress.set(address, count);
+    }
+  }
+
+  /** Takes a token from the socket's own bucket, then from the player's; resolves with the reason when either is empty. */
+  private async takeRequestToken(socket: CodePaySocket): Promise<'connection' | 'player' | undefined> {
+    const connection = this.connectionLimiters.get(socket.id);
+    if (connection !== undefined && !connection.take(socket.id)) {
+      return 'connection';
+    }
+    return (await this.limiter.take(socket.data.playerId)) ? undefined : 'player';
+  }
+
   private onConnection(socket: CodePaySocket): void {
     const playerId = socket.data.playerId;
     void socket.join(playerRoom(playerId));
-    socket.onAny((event: unknown, ...args: unknown[]) => this.rejectUnknownEvent(playerId, event, args));
+    this.connectionLimiters.set(socket.id, new RateLimiter(this.options.connectionRateLimit));
+    socket.once('disconnect', () => {
+      this.connectionLimiters.delete(socket.id);
+      this.releaseConnection(socket.handshake.address);
+    });
+    socket.onAny((event: unknown, ...args: unknown[]) => this.rejectUnknownEvent(socket, event, args));
 
     this.handle(socket, 'catalog', emptyRequestSchema, async () => {
       const streamUrl = this.options.streamUrl;
@@ -185,11 +235,11 @@ export class SocketLayer {
       }
       const reply = ack as (response: Ack<Result>) => void;
 
-      this.limiter.take(playerId).then(
-        (allowed) => {
-          if (!allowed) {
-            logger.warn({ playerId, event }, 'socket request rate-limited');
-            reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
+      this.takeRequestToken(socket).then(
+        (limited) => {
+          if (limited !== undefined) {
+            logger.warn({ playerId, event, limit: limited }, 'socket request rate-limited');
+            reply(failure(rateLimited(limited)));
             return;
           }
           this.dispatch(playerId, event, schema, run, args, reply);
@@ -205,7 +255,8 @@ export class SocketLayer {
    * gets an answer instead of waiting for its timeout. It counts against the
    * player's rate limit like any request.
    */
-  private rejectUnknownEvent(playerId: string, event: unknown, args: unknown[]): void {
+  private rejectUnknownEvent(socket: CodePaySocket, event: unknown, args: unknown[]): void {
+    const playerId = socket.data.playerId;
     if (typeof event === 'string' && REQUEST_EVENTS.has(event)) {
       return;
     }
@@ -217,11 +268,11 @@ export class SocketLayer {
     }
     const reply = ack as (response: Ack<never>) => void;
 
-    this.limiter.take(playerId).then(
-      (allowed) => {
-        if (!allowed) {
-          this.options.logger.warn({ playerId, event: name }, 'socket request rate-limited');
-          reply(failure({ code: 'rate_limited', message: 'Too many requests from this player; wait a moment and try again.' }));
+    this.takeRequestToken(socket).then(
+      (limited) => {
+        if (limited !== undefined) {
+          this.options.logger.warn({ playerId, event: name, limit: limited }, 'socket request rate-limited');
+          reply(failure(rateLimited(limited)));
           return;
         }
         this.options.logger.warn({ playerId, event: name }, 'unknown socket event');
@@ -285,6 +336,11 @@ export class SocketLayer {
       namespace.to(playerRoom(purchase.playerId)).emit('purchase:updated', toPublicPurchase(purchase));
     }
   }
+}
+
+function rateLimited(limit: 'connection' | 'player'): ErrorBody {
+  const source = limit === 'connection' ? 'on this connection' : 'from this player';
+  return { code: 'rate_limited', message: `Too many requests ${source}; wait a moment and try again.` };
 }
 
 function failure(error: ErrorBody): { ok: false; error: ErrorBody } {
