@@ -199,7 +199,7 @@ function argumentsFor(payload: fc.Arbitrary<unknown>): fc.Arbitrary<unknown[]> {
   );
   return fc.oneof(
     { weight: 8, arbitrary: anyPayload.map((value) => [value]) },
-    { weight: 1, arbitrary: fc.constant([]) },
+    { weight: 1, arbitrary: fc.constant<unknown[]>([]) },
     { weight: 1, arbitrary: fc.array(anyPayload, { minLength: 2, maxLength: 3 }) },
   );
 }

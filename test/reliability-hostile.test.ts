@@ -69,7 +69,8 @@ function playerToken(playerId: string, expiresIn: string | number = '1h'): Promi
 }
 
 async function postWebhook(body: string | Buffer, contentType = 'application/jwt'): Promise<number> {
-  const response = await fetch(`${server.url}/code-pay/webhook`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const payload = typeof body === 'string' ? body : new Uint8Array(body);
+  const response = await fetch(`${server.url}/code-pay/webhook`, { method: 'POST', headers: { 'content-type': contentType }, body: payload });
   await response.arrayBuffer();
   return response.status;
 }
