@@ -12,17 +12,17 @@
 
 /** Every crash point, in pipeline order. */
 export const CRASH_POINTS = [
-  /** The purchase request is parsed and its idempotency key derived; nothing is sent or stored yet. */
+  /** The idempotency key is derived, and nothing is sent or stored yet. */
   'after-key-derivation',
-  /** The sequencer accepted `SendMessage`; the purchase is not stored yet. */
+  /** The sequencer accepted `SendMessage`, but the purchase is not stored yet. */
   'after-send-message',
-  /** The purchase is stored; the socket acknowledgement is not sent yet. */
+  /** The purchase is stored, but the socket acknowledgement is not sent yet. */
   'after-purchase-stored',
-  /** A webhook verified; the `paid` transition has not run. */
+  /** A webhook verified, but the `paid` transition has not run. */
   'after-webhook-verified',
   /** The grant handler ran inside the grant transaction, which has not committed. */
   'inside-grant-transaction',
-  /** The grant committed; the `purchase:updated` push is not sent yet. */
+  /** The grant committed, but the `purchase:updated` push is not sent yet. */
   'after-grant-commit',
   /** The start-up reconciliation checked one open purchase. */
   'during-reconciliation',
@@ -36,7 +36,7 @@ interface CrashArming {
   survivePasses: number;
 }
 
-/** Parses the arming variables; throws for a value that would silently disarm a test. */
+/** Parses the arming variables. Throws for a value that would silently disarm a test. */
 export function readCrashArming(env: NodeJS.ProcessEnv): CrashArming | undefined {
   const raw = env.CODE_PAY_CRASH_POINT?.trim();
   if (raw === undefined || raw === '') {
