@@ -5,6 +5,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -182,6 +184,85 @@ describe('sequencer outage', () => {
     } finally {
       await kit.close();
       await own.close();
+    }
+  });
+});
+
+/** A loopback HTTP proxy in front of the sandbox that records how many requests were in flight at once. */
+async function startCountingProxy(target: string): Promise<{ endpoint: string; maxInFlight: () => number; reset: () => void; close: () => Promise<void> }> {
+  const targetUrl = new URL(target);
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const server = createHttpServer((incoming, outgoing) => {
+    inFlight += 1;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    const forwarded = httpRequest(
+      { host: targetUrl.hostname, port: targetUrl.port, method: incoming.method, path: incoming.url, headers: incoming.headers },
+      (response) => {
+        outgoing.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(outgoing);
+        response.on('end', () => {
+          inFlight -= 1;
+        });
+      },
+    );
+    forwarded.on('error', () => {
+      inFlight -= 1;
+      outgoing.destroy();
+    });
+    incoming.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}/v1`,
+    maxInFlight: () => maxInFlight,
+    reset: () => {
+      maxInFlight = inFlight;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('sequencer concurrency', () => {
+  it('keeps status checks within polling.concurrency', { timeout: 120_000 }, async () => {
+    const proxy = await startCountingProxy(sandbox.url);
+    const concurrency = 3;
+    const grants = new GrantRecorder();
+    const kit = await startKit(grants, {
+      sequencer: { endpoint: proxy.endpoint, publicKey: sandbox.publicKey, timeoutMs: 2_000 },
+      polling: { intervalMs: 20, firstCheckAfterMs: 50, maxCheckIntervalMs: 200, concurrency, grantRetryFirstMs: 20, grantRetryMaxMs: 100 },
+    });
+
+    try {
+      const purchases: StoredPurchase[] = [];
+      for (let index = 0; index < 20; index += 1) {
+        purchases.push(await kit.createPurchase(`q${index}`, { itemId: 'gems-10', attemptId: newAttemptId() }));
+      }
+
+      // A slow, failing sequencer: every status check waits, then fails.
+      await setFaults(sandbox, { getStatus: { fail: 'always', failWith: 'unavailable', delayMs: 150 } });
+      proxy.reset();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(proxy.maxInFlight()).toBeLessThanOrEqual(concurrency);
+      expect(proxy.maxInFlight()).toBeGreaterThan(0);
+
+      // After recovery every purchase paid during the outage is granted once.
+      for (const purchase of purchases.slice(0, 5)) {
+        await payIntent(sandbox, purchase.intentId);
+      }
+      await setFaults(sandbox, { clear: true });
+      for (const purchase of purchases.slice(0, 5)) {
+        await waitForState(kit, purchase.id, 'granted', 30_000);
+        expect(grants.countFor(purchase.id)).toBe(1);
+      }
+    } finally {
+      await kit.close();
+      await proxy.close();
     }
   });
 });
