@@ -9,6 +9,7 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { ERROR_CODES } from '../protocol/index.js';
@@ -31,7 +32,7 @@ import {
   waitForState,
   type KitServer,
 } from './kit-helpers.js';
-import { createTestDatabase, isPostgresReachable, type TestPostgresDatabase } from './postgres-helpers.js';
+import { POSTGRES_SERVER_URL, createTestDatabase, isPostgresReachable, type TestPostgresDatabase } from './postgres-helpers.js';
 
 let sandbox: SandboxHandle;
 let temp: { dir: string; remove: () => void };
@@ -351,6 +352,69 @@ describe('webhook delivery faults', () => {
 
 const postgresReachable = await isPostgresReachable();
 
+/**
+ * Runs a kit on its own PostgreSQL database while `outage` makes the database
+ * unavailable, with a player buying throughout and a payment arriving during
+ * the outage. Checks that every request got an acknowledgement with a known
+ * code and that the same instance recovers without a restart.
+ */
+async function runDatabaseOutage(database: TestPostgresDatabase, outage: () => Promise<void>): Promise<void> {
+  const grants = new GrantRecorder();
+  const kit = await startKit(grants, {
+    store: { postgres: database.url, connectionTimeoutMs: 2_000 },
+    polling: { intervalMs: 50, firstCheckAfterMs: 100, maxCheckIntervalMs: 300, grantRetryFirstMs: 50, grantRetryMaxMs: 200 },
+  });
+  const server = await startKitServer(kit);
+  servers.push(server);
+  const before = await kit.createPurchase('hal', { itemId: 'gems-10', attemptId: newAttemptId() });
+  const socket = await connectPlayer(server.url, 'player:ivy');
+
+  const acks: Array<{ ok: boolean; error?: { code: string } }> = [];
+  let buying = true;
+  const buyer = (async () => {
+    while (buying) {
+      acks.push(await request(socket, 'purchase', { itemId: 'gems-10', attemptId: newAttemptId() }));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+
+  await payIntent(sandbox, before.intentId);
+  await outage();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  buying = false;
+  await buyer;
+  socket.close();
+
+  // Every request got an acknowledgement: a purchase, or an error with a known code.
+  expect(acks.length).toBeGreaterThan(0);
+  for (const ack of acks) {
+    if (!ack.ok) {
+      expect(ERROR_CODES).toContain(ack.error?.code);
+    }
+  }
+
+  // The same instance serves again without a restart, and the payment made during the outage is granted once.
+  const after = await waitFor(
+    'the kit to reach the database again',
+    async () => kit.createPurchase('hal', { itemId: 'gems-10', attemptId: newAttemptId() }).catch(() => undefined),
+    30_000,
+  );
+  expect(after.state).toBe('pending');
+  await waitForState(kit, before.id, 'granted', 30_000);
+  expect(grants.countFor(before.id)).toBe(1);
+}
+
+/** Runs one statement on the PostgreSQL server as its admin user. */
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 describe.skipIf(!postgresReachable)('database outage', () => {
   let database: TestPostgresDatabase;
 
@@ -362,48 +426,21 @@ describe.skipIf(!postgresReachable)('database outage', () => {
     await database?.drop();
   });
 
-  it('fails cleanly during a PostgreSQL restart and recovers', { timeout: 180_000 }, async () => {
-    const grants = new GrantRecorder();
-    const kit = await startKit(grants, {
-      store: { postgres: database.url, connectionTimeoutMs: 2_000 },
-      polling: { intervalMs: 50, firstCheckAfterMs: 100, maxCheckIntervalMs: 300, grantRetryFirstMs: 50, grantRetryMaxMs: 200 },
+  it('recovers after its database refused connections', { timeout: 180_000 }, async () => {
+    // Only this test's database goes away, so suites sharing the server are not disturbed.
+    const name = new URL(database.url).pathname.slice(1);
+    await runDatabaseOutage(database, async () => {
+      await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND pid <> pg_backend_pid()`);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
     });
-    const server = await startKitServer(kit);
-    servers.push(server);
-    const before = await kit.createPurchase('hal', { itemId: 'gems-10', attemptId: newAttemptId() });
-    const socket = await connectPlayer(server.url, 'player:ivy');
+  });
 
-    // A player keeps buying over the socket while the server restarts.
-    const acks: Array<{ ok: boolean; error?: { code: string } }> = [];
-    let buying = true;
-    const buyer = (async () => {
-      while (buying) {
-        acks.push(await request(socket, 'purchase', { itemId: 'gems-10', attemptId: newAttemptId() }));
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-
-    execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart'], { stdio: 'ignore' });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    buying = false;
-    await buyer;
-    socket.close();
-
-    // Every request got an acknowledgement: a purchase, or an error with a known code.
-    expect(acks.length).toBeGreaterThan(0);
-    for (const ack of acks) {
-      if (!ack.ok) {
-        expect(ERROR_CODES).toContain(ack.error?.code);
-      }
-    }
-
-    // The same instance serves again without a restart.
-    await payIntent(sandbox, before.intentId);
-    const after = await waitFor('the kit to reach the database again', async () =>
-      kit.createPurchase('hal', { itemId: 'gems-10', attemptId: newAttemptId() }).catch(() => undefined),
-    30_000);
-    expect(after.state).toBe('pending');
-    await waitForState(kit, before.id, 'granted', 30_000);
-    expect(grants.countFor(before.id)).toBe(1);
+  // Restarts the machine's whole PostgreSQL cluster, which breaks other suites using it at the same time; opt in.
+  it.skipIf(process.env.CODE_PAY_TEST_PG_RESTART !== '1')('recovers after a PostgreSQL restart', { timeout: 180_000 }, async () => {
+    await runDatabaseOutage(database, async () => {
+      execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart'], { stdio: 'ignore' });
+    });
   });
 });
