@@ -386,7 +386,7 @@ export async function runCrashMatrix(options: CrashRunOptions): Promise<CrashRun
       player.stopped = true;
     }
     await Promise.all(running);
-    await waitForSettled(options.sandbox, options.dbFile, 30_000);
+    await waitForSettled(options.sandbox, options.dbFile, 60_000);
     await last.stop();
   } finally {
     for (const player of players) {
