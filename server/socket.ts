@@ -180,9 +180,16 @@ export class SocketLayer {
     const playerId = socket.data.playerId;
     void socket.join(playerRoom(playerId));
     this.connectionLimiters.set(socket.id, new RateLimiter(this.options.connectionRateLimit));
-    socket.once('disconnect', () => {
+    socket.once('disconnect', (reason, description) => {
       this.connectionLimiters.delete(socket.id);
       this.releaseConnection(socket.handshake.address);
+      if (reason === 'transport error') {
+        // engine.io closes a connection whose message exceeds the socket.io server's maxHttpBufferSize this way.
+        this.options.logger.warn(
+          { playerId, address: socket.handshake.address, err: description },
+          'socket closed by a transport error, for example a message larger than maxHttpBufferSize',
+        );
+      }
     });
     socket.onAny((event: unknown, ...args: unknown[]) => this.rejectUnknownEvent(socket, event, args));
 
