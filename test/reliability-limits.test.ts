@@ -4,7 +4,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { createCodePay, type CodePay, type CodePayOptions } from '../server/index.js';
@@ -18,6 +20,7 @@ import {
   request,
   startKitServer,
   startTestSandbox,
+  waitFor,
   type KitServer,
   type TestClient,
 } from './kit-helpers.js';
@@ -53,6 +56,19 @@ async function connect(url: string, player: string): Promise<TestClient> {
 }
 
 type Ack = { ok: boolean; error?: { code: string; message: string } };
+
+/** Every line a kit logged when a test passed `logger: pino({}, capture)`. */
+const logLines: Array<{ level: number; msg: string; playerId?: string }> = [];
+const capture = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString().split('\n')) {
+      if (line.trim() !== '') {
+        logLines.push(JSON.parse(line) as { level: number; msg: string; playerId?: string });
+      }
+    }
+    done();
+  },
+});
 
 beforeAll(async () => {
   temp = makeTempDir();
@@ -152,8 +168,8 @@ describe('connections per address', () => {
 
 describe('message and body sizes', () => {
   it('closes only the connection of an oversized message', async () => {
-    // startKitServer sets maxHttpBufferSize to 64 KiB, as docs/API.md recommends.
-    const { kit, server } = await startKit();
+    // startKitServer sets maxHttpBufferSize to 64 KiB, as docs/RELIABILITY.md recommends.
+    const { kit, server } = await startKit({ logger: pino({ level: 'warn' }, capture) });
     const other = await connect(server.url, 'gus');
     const sender = await connect(server.url, 'hal');
     const closed = new Promise<string>((resolve) => sender.once('disconnect', (reason) => resolve(reason)));
@@ -163,6 +179,10 @@ describe('message and body sizes', () => {
 
     expect((await request<Ack>(other, 'catalog')).ok).toBe(true);
     expect(await kit.listPurchases('hal')).toEqual([]);
+    const logged = await waitFor('the transport error log line', () =>
+      logLines.find((line) => line.msg.includes('maxHttpBufferSize') && line.playerId === 'hal'),
+    );
+    expect(logged.level).toBe(40);
   });
 
   it('answers an oversized webhook with 413 too_large', async () => {
