@@ -3,7 +3,9 @@
 // (bench/frame-time/) runs a Phaser 4 scene with 300 moving sprites and the
 // plugin against a real kit and sandbox on loopback. Windows of frames with
 // the sheet open (showing the scan code of a pending purchase) alternate with
-// windows without it, for the WebGL and the Canvas renderer. A frame's time
+// windows without it, for the WebGL and the Canvas renderer; a last window
+// shows only a translucent full-screen rectangle in a scene on top (the
+// sheet's backdrop, without the plugin). A frame's time
 // is the span from Phaser's `prestep` to its `postrender` event, so it
 // counts the scene updates and the draw calls issued on the main thread;
 // with `--disable-gpu`, WebGL rasterizes in Chromium's GPU process
@@ -53,6 +55,8 @@ interface BenchHooks {
   openSheet(): Promise<string>;
   closeSheet(): void;
   sheetOpen(): boolean;
+  openOverlay(): void;
+  closeOverlay(): void;
   record(ms: number): Promise<FrameWindow>;
 }
 
@@ -71,6 +75,7 @@ async function measureRenderer(page: Page, url: string, renderer: 'webgl' | 'can
 
   const withSheet: FrameWindow[] = [];
   const withoutSheet: FrameWindow[] = [];
+  const withBackdropOnly: FrameWindow[] = [];
   const windowMs = flags.windowSeconds * 1000;
   for (let round = 0; round < flags.rounds; round++) {
     const order = round % 2 === 0 ? ['without', 'with'] : ['with', 'without'];
@@ -86,6 +91,11 @@ async function measureRenderer(page: Page, url: string, renderer: 'webgl' | 'can
       }
     }
   }
+  // One shorter window with only a translucent full-screen rectangle in a scene on top, no plugin code.
+  await page.evaluate(() => codePayBench.openOverlay());
+  await sleep(200);
+  withBackdropOnly.push(await page.evaluate((ms) => codePayBench.record(ms), windowMs));
+  await page.evaluate(() => codePayBench.closeOverlay());
 
   const windowMedians = (windows: FrameWindow[]) => windows.map((window) => median(window.stepMs));
   const withMedians = windowMedians(withSheet);
@@ -102,6 +112,8 @@ async function measureRenderer(page: Page, url: string, renderer: 'webgl' | 'can
     withoutSheetP99StepMs: round(percentile(allFrames(withoutSheet), 0.99)),
     withSheetMedianIntervalMs: round(median(allIntervals(withSheet))),
     withoutSheetMedianIntervalMs: round(median(allIntervals(withoutSheet))),
+    backdropOnlyMedianStepMs: round(median(allFrames(withBackdropOnly)), 3),
+    backdropOnlyMedianIntervalMs: round(median(allIntervals(withBackdropOnly))),
     framesWithSheet: allFrames(withSheet).length,
     framesWithoutSheet: allFrames(withoutSheet).length,
   };

@@ -162,15 +162,16 @@ async function compare(label: string, servers: Servers) {
   const newPurchases = summarizeThroughput(created);
   console.log(`${label}: new purchases per second`, { kit: newPurchases.kit.perSecond.median, official: newPurchases.official.perSecond.median });
 
-  const latency: Record<Side, { p50: number[]; p99: number[]; max: number[]; failures: number; firstError?: string }> = {
-    kit: { p50: [], p99: [], max: [], failures: 0 },
-    official: { p50: [], p99: [], max: [], failures: 0 },
+  const latency: Record<Side, { p50: number[]; p99: number[]; max: number[]; failures: number; skipped: number; firstError?: string }> = {
+    kit: { p50: [], p99: [], max: [], failures: 0, skipped: 0 },
+    official: { p50: [], p99: [], max: [], failures: 0, skipped: 0 },
   };
   const latencyRuns = Math.max(2, Math.ceil(flags.runs / 2) + 1);
   for (let run = 0; run < latencyRuns; run++) {
     for (const side of order(run)) {
       const result = await openLoop(flags.rate, flags.seconds * 1000, newPurchaseCall(side, servers));
       latency[side].failures += result.failures;
+      latency[side].skipped += result.skipped;
       latency[side].firstError ??= result.firstError;
       latency[side].p50.push(percentile(result.latenciesMs, 0.5));
       latency[side].p99.push(percentile(result.latenciesMs, 0.99));
@@ -200,12 +201,21 @@ async function compare(label: string, servers: Servers) {
     acknowledgementAtRate: {
       ratePerSecond: flags.rate,
       seconds: flags.seconds,
-      kit: { p50Ms: summarize(latency.kit.p50), p99Ms: summarize(latency.kit.p99), maxMs: summarize(latency.kit.max), failures: latency.kit.failures, firstError: latency.kit.firstError },
+      // `skipped` counts requests not sent because a second's worth were already waiting: the side could not sustain the rate.
+      kit: {
+        p50Ms: summarize(latency.kit.p50),
+        p99Ms: summarize(latency.kit.p99),
+        maxMs: summarize(latency.kit.max),
+        failures: latency.kit.failures,
+        skipped: latency.kit.skipped,
+        firstError: latency.kit.firstError,
+      },
       official: {
         p50Ms: summarize(latency.official.p50),
         p99Ms: summarize(latency.official.p99),
         maxMs: summarize(latency.official.max),
         failures: latency.official.failures,
+        skipped: latency.official.skipped,
         firstError: latency.official.firstError,
       },
       officialP99OverKitP99: ratios(latency.official.p99, latency.kit.p99),

@@ -76,6 +76,17 @@ game.events.on('postrender', () => {
 
 const state = { ready: false, renderer: '' };
 
+/** A scene with only the sheet's translucent full-screen backdrop, to tell its cost from the rest of the sheet's. */
+class OverlayScene extends Phaser.Scene {
+  constructor() {
+    super('Overlay');
+  }
+
+  create(): void {
+    this.add.rectangle(0, 0, 800, 600, 0x000000, 0.65).setOrigin(0, 0);
+  }
+}
+
 function plugin(): CodePayPlugin {
   return game.plugins.get('CodePay') as unknown as CodePayPlugin;
 }
@@ -108,6 +119,12 @@ const hooks = {
     (plugin() as unknown as { closeSheet(): void }).closeSheet();
   },
   sheetOpen: () => plugin().sheet !== undefined,
+  openOverlay(): void {
+    game.scene.add('Overlay', OverlayScene, true);
+  },
+  closeOverlay(): void {
+    game.scene.remove('Overlay');
+  },
   /** Records frames for `ms` and returns their step times and intervals. */
   async record(ms: number): Promise<FrameWindow> {
     recording = { stepMs: [], intervalMs: [] };

@@ -116,6 +116,8 @@ export async function startChild(script: string, config: Record<string, unknown>
 
 /** Helpers for the child side: answers requests from the parent with `handlers[type]`. */
 export function serveParent(handlers: Record<string, (message: ChildMessage) => Promise<Record<string, unknown>> | Record<string, unknown>>): void {
+  // A benchmark that crashed or was killed leaves no server behind.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (message: ChildMessage) => {
     const handler = handlers[message.type];
     if (!handler) {

@@ -1,6 +1,6 @@
 // Command-line flags of the benchmark scripts: `--name=value` numbers only.
 
-/** Reads `--name=value` flags over `defaults`; an unknown flag or a value that is not a positive number throws. */
+/** Reads `--name=value` flags over `defaults`; an unknown flag or a value that is not a non-negative number throws. */
 export function parseFlags<T extends Record<string, number>>(defaults: T, argv: readonly string[] = process.argv.slice(2)): T {
   const flags: Record<string, number> = { ...defaults };
   for (const argument of argv) {
@@ -13,8 +13,8 @@ export function parseFlags<T extends Record<string, number>>(defaults: T, argv: 
       throw new Error(`Unknown flag --${name}; the flags are ${Object.keys(defaults).map((key) => `--${key}`).join(', ')}.`);
     }
     const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0) {
-      throw new Error(`Invalid value for --${name}: "${raw}" is not a positive number.`);
+    if (!Number.isFinite(value) || value < 0) {
+      throw new Error(`Invalid value for --${name}: "${raw}" is not a non-negative number.`);
     }
     flags[name] = value;
   }

@@ -41,18 +41,23 @@ export async function closedLoop(
  * Starts `call(index)` at `ratePerSecond` for `durationMs` and returns each
  * call's latency in ms, measured from the time it was due (not the time the
  * timer fired), so a stalled event loop shows as latency instead of hiding
- * it (coordinated omission).
+ * it (coordinated omission). When more than `maxInFlight` calls are waiting,
+ * the server cannot keep up with the rate: the due calls are skipped and
+ * counted instead of queueing without bound.
  */
 export async function openLoop(
   ratePerSecond: number,
   durationMs: number,
   call: (index: number) => Promise<void>,
-): Promise<{ latenciesMs: number[]; failures: number; firstError?: string; elapsedMs: number }> {
+  maxInFlight = ratePerSecond,
+): Promise<{ latenciesMs: number[]; failures: number; skipped: number; firstError?: string; elapsedMs: number }> {
   const total = Math.round((ratePerSecond * durationMs) / 1000);
   const intervalMs = 1000 / ratePerSecond;
   const latencies: number[] = [];
   const calls: Promise<void>[] = [];
+  let inFlight = 0;
   let failures = 0;
+  let skipped = 0;
   let firstError: string | undefined;
   const startedAt = performance.now();
 
@@ -62,12 +67,19 @@ export async function openLoop(
     if (wait > 1) {
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    if (inFlight >= maxInFlight) {
+      skipped++;
+      continue;
+    }
+    inFlight++;
     calls.push(
       call(index).then(
         () => {
+          inFlight--;
           latencies.push(performance.now() - dueAt);
         },
         (error: unknown) => {
+          inFlight--;
           failures++;
           firstError ??= String((error as Error)?.message ?? error);
         },
@@ -75,5 +87,5 @@ export async function openLoop(
     );
   }
   await Promise.all(calls);
-  return { latenciesMs: latencies, failures, firstError, elapsedMs: performance.now() - startedAt };
+  return { latenciesMs: latencies, failures, skipped, firstError, elapsedMs: performance.now() - startedAt };
 }

@@ -27,12 +27,20 @@ export interface KitChildConfig {
   webhook: boolean;
   polling?: { intervalMs?: number; concurrency?: number; batchSize?: number; firstCheckAfterMs?: number; maxCheckIntervalMs?: number };
   rateLimit?: { burst: number; perSecond: number };
+  maxConnectionsPerAddress?: number;
   /** Folder of static files served at `/`, for the browser benchmark's page. */
   staticDir?: string;
 }
 
 const config = childConfig<KitChildConfig>();
-const logger = pino({ level: 'info' }, pino.destination({ dest: config.logFile, sync: false, mkdir: true }));
+// Every line goes to the log file; errors also go to stderr, so a failed benchmark shows the kit's reason.
+const logger = pino(
+  { level: 'info' },
+  pino.multistream([
+    { level: 'info', stream: pino.destination({ dest: config.logFile, sync: false, mkdir: true }) },
+    { level: 'error', stream: pino.destination(2) },
+  ]),
+);
 
 try {
   const app = express();
@@ -64,6 +72,7 @@ try {
     logger,
     polling: config.polling,
     rateLimit: config.rateLimit,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
   });
   const reconciled = codePay.reconciled.then(() => performance.now() - startedAt);
 
