@@ -325,6 +325,9 @@ describe.skipIf(ready)('scale-out mode without its services', () => {
     postgresReachable ? undefined : `PostgreSQL at ${describePostgresServer()}`,
     redisReachable ? undefined : `Redis at ${REDIS_URL}`,
   ].filter((entry) => entry !== undefined);
+  if (missing.length > 0) {
+    console.warn(`Skipping the scale-out tests: not reachable: ${missing.join(', ')}.`);
+  }
 
   it.runIf(process.env.CI === 'true')('needs PostgreSQL and Redis under CI', () => {
     expect.fail(`Not reachable: ${missing.join(', ')}. Start them or set CODE_PAY_TEST_POSTGRES and CODE_PAY_TEST_REDIS.`);

@@ -116,6 +116,10 @@ describe.skipIf(!reachable)('rate limit across instances', () => {
   });
 });
 
+if (!reachable) {
+  console.warn(`Skipping the cross-instance rate limit tests: no Redis at ${REDIS_URL}.`);
+}
+
 describe.skipIf(reachable)('rate limit across instances without Redis', () => {
   it.runIf(process.env.CI === 'true')('needs Redis under CI', () => {
     expect.fail(`No Redis at ${REDIS_URL}; start redis-server or set CODE_PAY_TEST_REDIS.`);

@@ -219,6 +219,7 @@ if (database !== undefined) {
     });
   });
 } else {
+  console.warn(`Skipping the PostgreSQL store tests: no PostgreSQL at ${describePostgresServer()} (set CODE_PAY_TEST_POSTGRES or start the server).`);
   describe('purchase store contract: PostgreSQL', () => {
     it.runIf(process.env.CI === 'true')('needs a reachable PostgreSQL under CI', () => {
       expect.fail(`No PostgreSQL at ${describePostgresServer()}; set CODE_PAY_TEST_POSTGRES or start the server.`);
