@@ -3,9 +3,9 @@
 // with Phaser and `@code-wallet/elements` external, as a game's bundler
 // would leave them to the game and to the elements sheet's lazy import. The
 // figure is the gzip size (level 9) of the entry chunk plus every chunk it
-// imports statically; chunks reached only through `import()` (the scan-code
+// imports statically. Chunks reached only through `import()` (the scan-code
 // encoder, the rendezvous key, the message stream) load when a canvas sheet
-// opens and are listed apart.
+// opens, so they are listed apart.
 //
 // Run with `npx tsx bench/bundle-size.ts`. Writes bench/results/bundle-size.json.
 

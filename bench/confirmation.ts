@@ -7,7 +7,7 @@
 // - kit, polling only: no webhook, `GetStatus` every 1 s
 //   (`polling.intervalMs`, `firstCheckAfterMs` and `maxCheckIntervalMs` all 1,000);
 // - official examples: the browser is redirected to `/verify/:id` after the
-//   payment and the server asks `paymentIntents.getStatus`. The figure is the
+//   payment and the server calls `paymentIntents.getStatus`. The figure is the
 //   time from the payment to the verify response when the redirect starts at
 //   once; `@code-wallet/elements` 2.0.4 itself waits 500 ms after
 //   `intentSubmitted` before it redirects (`dist/elements.js`, `_a = 500`),

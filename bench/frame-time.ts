@@ -3,9 +3,9 @@
 // (bench/frame-time/) runs a Phaser 4 scene with 300 moving sprites and the
 // plugin against a real kit and sandbox on loopback. Windows of frames with
 // the sheet open (showing the scan code of a pending purchase) alternate with
-// windows without it, for the WebGL and the Canvas renderer; a last window
-// shows only a translucent full-screen rectangle in a scene on top (the
-// sheet's backdrop, without the plugin). A frame's time
+// windows without it, for the WebGL and the Canvas renderer. A last window
+// shows only a translucent full-screen rectangle in a scene on top, which is
+// the sheet's backdrop without the plugin. A frame's time
 // is the span from Phaser's `prestep` to its `postrender` event, so it
 // counts the scene updates and the draw calls issued on the main thread;
 // with `--disable-gpu`, WebGL rasterizes in Chromium's GPU process

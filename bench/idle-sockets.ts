@@ -1,6 +1,6 @@
 // Row 6 of docs/BENCHMARKS.md: resident memory of one kit instance with many
-// idle players connected. The kit runs in a child process (its
-// `process.memoryUsage().rss` is the figure); the sockets are socket.io
+// idle players connected. The kit runs in a child process, and its
+// `process.memoryUsage().rss` is the figure. The sockets are socket.io
 // clients over WebSocket in this process, one player each, connected a few
 // hundred at a time. Each process needs one file descriptor per socket, so
 // `ulimit -n` must exceed the socket count.

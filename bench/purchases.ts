@@ -1,12 +1,13 @@
 // Rows 2, 3 and 5 of docs/BENCHMARKS.md: new purchases per second and their
 // acknowledgement latency at a fixed rate, retries of an existing purchase
-// per second, and the duplicate storm. The kit (one instance, SQLite, socket
+// per second, and the duplicate storm. Two servers run in their own child
+// processes in alternating batches: the kit (one instance, SQLite, socket
 // protocol) and a server written the way the official Code SDK examples are
-// (Express, `paymentIntents.create` per request, no store) run in their own
-// child processes in alternating batches, first against the sandbox, then
-// against a stub sequencer that checks nothing (bench/servers/stub-sequencer.ts),
-// which shows the servers' own capacity when the sequencer is not the
-// bottleneck. CPU per request is each server process's `process.cpuUsage()`.
+// (Express, `paymentIntents.create` per request, no store). They run first
+// against the sandbox, then against a stub sequencer that checks nothing
+// (bench/servers/stub-sequencer.ts), which shows the servers' own capacity
+// when the sequencer is not the bottleneck. CPU per request is each server
+// process's `process.cpuUsage()`.
 //
 // Run with `npx tsx bench/purchases.ts [--flag=value …]`; see `defaults`.
 // Prints a summary and writes bench/results/purchases.json.
@@ -179,7 +180,7 @@ async function compare(label: string, servers: Servers) {
       await sleep(500);
     }
   }
-  console.log(`${label}: acknowledgement p99 at ${flags.rate}/s (ms)`, { kit: latency.kit.p99.map(round), official: latency.official.p99.map(round) });
+  console.log(`${label}: acknowledgement p99 at ${flags.rate}/s (ms)`, { kit: latency.kit.p99.map((value) => round(value)), official: latency.official.p99.map((value) => round(value)) });
 
   // Each kit player owns one open purchase of the permanent item; the
   // official server gets the same number of fixed idempotency keys.

@@ -1,8 +1,8 @@
 // Row 7 of docs/BENCHMARKS.md: the start-up reconciliation of many open
 // purchases. The benchmark seeds a sandbox data file with N pending intents
-// and a kit SQLite file with the N matching pending purchases (through the
-// stores' own insert methods, not timed), then starts the sandbox and a kit
-// in child processes and times the kit from `createCodePay` until
+// and a kit SQLite file with the N matching pending purchases, through the
+// stores' own insert methods and not timed. Then it starts the sandbox and a
+// kit in child processes and times the kit from `createCodePay` until
 // `codePay.reconciled` settles. Each open purchase costs one `GetStatus`
 // and one store write that schedules its next check. Seeded purchases are
 // not due for polling when the kit starts; once the reconciliation has

@@ -64,10 +64,15 @@ function readResults(name: string): Record<string, any> | undefined {
   }
 }
 
-/** One line per table row: the figure, the target and whether this run met it. */
+/** Builds one line per table row: the figure, the target and whether this run met it. */
 function summaryRows(): Array<{ row: number; benchmark: string; measured: string; target: string; met: string }> {
   const rows = [];
-  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'missed');
+  const verdict = (ok: boolean | undefined): string => {
+    if (ok === undefined) {
+      return 'not measured';
+    }
+    return ok ? 'met' : 'missed';
+  };
 
   const cpu = readResults('intent-cpu');
   const sodium = cpu?.results?.find((result: any) => String(result.implementation).includes('sodium'));

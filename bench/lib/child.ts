@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const serversFolder = join(dirname(fileURLToPath(import.meta.url)), '..', 'servers');
 
-/** A message from a server child: `{ id, ...fields }` answers the request with the same id. */
+/** A message from a server child; one with an `id` is the response to the request with the same id. */
 export interface ChildMessage {
   id?: number;
   type: string;
@@ -18,7 +18,7 @@ export interface ChildMessage {
 export interface BenchChild {
   /** The `ready` message, with the server's URLs. */
   ready: ChildMessage;
-  /** Sends `{ type, ...fields }` and returns the child's answer. */
+  /** Sends `{ type, ...fields }` and returns the child's response. */
   request(type: string, fields?: Record<string, unknown>): Promise<ChildMessage>;
   /** Returns the child's resident memory in bytes (`process.memoryUsage().rss`). */
   rss(): Promise<number>;
@@ -47,7 +47,7 @@ export async function startChild(script: string, config: Record<string, unknown>
     child.once('exit', (code, signal) => {
       exited = true;
       for (const { reject } of waiting.values()) {
-        reject(new Error(`${script} exited (code ${code}, signal ${signal}) before it answered`));
+        reject(new Error(`${script} exited (code ${code}, signal ${signal}) before it responded`));
       }
       waiting.clear();
       resolve();
@@ -114,7 +114,7 @@ export async function startChild(script: string, config: Record<string, unknown>
   };
 }
 
-/** Helpers for the child side: answers requests from the parent with `handlers[type]`. */
+/** Serves the parent's requests in a child: `handlers[type]` returns the fields of the response. */
 export function serveParent(handlers: Record<string, (message: ChildMessage) => Promise<Record<string, unknown>> | Record<string, unknown>>): void {
   // A benchmark that crashed or was killed leaves no server behind.
   process.on('disconnect', () => process.exit(0));

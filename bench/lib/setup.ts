@@ -45,7 +45,7 @@ export async function startKitChild(
     logFile: join(folder, 'kit.log'),
     webhook: true,
     // The per-player limit (default a burst of 20 and 5 per second) would
-    // answer most of the load with `rate_limited`, so the benchmark lifts it.
+    // reject most of the load with `rate_limited`, so the benchmark lifts it.
     rateLimit: { burst: 100_000, perSecond: 100_000 },
     // Every benchmark client connects from 127.0.0.1, as players behind one reverse proxy would.
     maxConnectionsPerAddress: 1_000_000,
@@ -83,7 +83,7 @@ export function newAttemptId(): string {
   return `bench-${process.pid}-${Date.now().toString(36)}-${attemptCounter}`;
 }
 
-/** POSTs JSON over loopback and returns the parsed answer; throws on a non-2xx status. */
+/** POSTs JSON over loopback and returns the parsed response body; throws on a non-2xx status. */
 export async function postJson(url: string, body: unknown): Promise<Record<string, unknown>> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const text = await response.text();

@@ -40,7 +40,7 @@ export function summarize(runs: readonly number[]): RunSummary {
     min: round(min),
     max: round(max),
     spreadPercent: middle === 0 ? 0 : round(((max - min) / middle) * 100),
-    runs: runs.map(round),
+    runs: runs.map((value) => round(value)),
   };
 }
 

@@ -1,7 +1,7 @@
 // Child process: a minimal server written the way the official Code SDK
 // examples are (code-sdk, examples/3-minimal-with-verify): Express, one
 // `paymentIntents.create` per request and no store, and a verify route that
-// asks `paymentIntents.getStatus` after the browser's redirect. The
+// calls `paymentIntents.getStatus` after the browser's redirect. The
 // `endpoint` is the sandbox's, because the client's default is Code's
 // production service. Config: { endpoint, destination }.
 

@@ -1,6 +1,6 @@
 // Child process: a stub sequencer that accepts every request without checking
-// it (no signature verification, no storage). It answers `SendMessage` and
-// `RegisterWebhook` with OK and `GetStatus` with "exists, not paid". The
+// it (no signature verification, no storage). It returns OK for `SendMessage`
+// and `RegisterWebhook`, and "exists, not paid" for `GetStatus`. The
 // benchmarks use it beside the sandbox to show what the servers under test
 // cost when the sequencer is not the bottleneck of a shared 2-core machine.
 // Config: {}. Requests: `stats`, `rss`, `cpu`, `close`.
