@@ -46,20 +46,32 @@ const ELEMENTS_REDIRECT_DELAY_MS = 500;
 type Path = 'kitWebhook' | 'kitPolling' | 'official';
 const PATHS: Path[] = ['kitWebhook', 'kitPolling', 'official'];
 
+/** Milliseconds from the payment to the socket's `paid` update, per kit path, to split the confirmation from the grant. */
+const paidSamples: Record<'kitWebhook' | 'kitPolling', number[]> = { kitWebhook: [], kitPolling: [] };
+
+/** Webhook path only: ms from the payment to the webhook's arrival at the kit, and from arrival to the kit's 200. */
+const webhookSplits = { untilArrival: [] as number[], kitHandling: [] as number[] };
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
 /** Creates a purchase on a kit, pays it at the sandbox and returns the ms until the socket hears `granted`. */
-async function kitConfirmation(sandbox: BenchChild, socket: PlayerSocket): Promise<number> {
+async function kitConfirmation(sandbox: BenchChild, kit: BenchChild, socket: PlayerSocket, path: 'kitWebhook' | 'kitPolling'): Promise<number> {
   const ack = await socket.timeout(30_000).emitWithAck('purchase', { itemId: 'gems', attemptId: newAttemptId() });
   if (!ack.ok) {
     throw new Error(`purchase failed: ${ack.error.code}: ${ack.error.message}`);
   }
   const purchaseId = ack.purchase.id;
 
+  let paidSeenAt: number | undefined;
   const granted = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.off('purchase:updated', onUpdate);
       reject(new Error(`purchase ${purchaseId} was not granted within 30 s`));
     }, 30_000);
     const onUpdate = (purchase: Purchase) => {
+      if (purchase.id === purchaseId && purchase.state === 'paid') {
+        paidSeenAt ??= performance.now();
+      }
       if (purchase.id === purchaseId && purchase.state === 'granted') {
         clearTimeout(timer);
         socket.off('purchase:updated', onUpdate);
@@ -69,9 +81,22 @@ async function kitConfirmation(sandbox: BenchChild, socket: PlayerSocket): Promi
     socket.on('purchase:updated', onUpdate);
   });
 
+  const paidAtEpoch = epochNow();
   const paidAt = performance.now();
   await postJson(`${String(sandbox.ready.url)}/control/intents/${ack.purchase.intentId}/pay`, {});
-  return (await granted) - paidAt;
+  const grantedAt = await granted;
+  if (paidSeenAt !== undefined) {
+    paidSamples[path].push(paidSeenAt - paidAt);
+  }
+  if (path === 'kitWebhook') {
+    const { timings } = (await kit.request('webhookTimings')) as unknown as { timings: Array<{ arrivedAt: number; respondedAt: number }> };
+    const timing = timings.at(-1);
+    if (timing) {
+      webhookSplits.untilArrival.push(timing.arrivedAt - paidAtEpoch);
+      webhookSplits.kitHandling.push(timing.respondedAt - timing.arrivedAt);
+    }
+  }
+  return grantedAt - paidAt;
 }
 
 /** Creates an intent the official way, pays it, then calls the verify route as the redirect would. */
@@ -110,8 +135,8 @@ async function main(): Promise<void> {
   try {
     const samples: Record<Path, number[]> = { kitWebhook: [], kitPolling: [], official: [] };
     const measure: Record<Path, () => Promise<number>> = {
-      kitWebhook: () => kitConfirmation(sandbox, webhookSocket),
-      kitPolling: () => kitConfirmation(sandbox, pollingSocket),
+      kitWebhook: () => kitConfirmation(sandbox, kitWebhook, webhookSocket, 'kitWebhook'),
+      kitPolling: () => kitConfirmation(sandbox, kitPolling, pollingSocket, 'kitPolling'),
       official: () => officialConfirmation(sandbox, official),
     };
 
@@ -141,6 +166,11 @@ async function main(): Promise<void> {
       flags,
       kitWebhook: describe(samples.kitWebhook),
       kitPolling: describe(samples.kitPolling),
+      // The warm-up round's paid updates are in these too.
+      kitWebhookUntilPaid: describe(paidSamples.kitWebhook),
+      kitPollingUntilPaid: describe(paidSamples.kitPolling),
+      webhookUntilArrivalAtKit: describe(webhookSplits.untilArrival),
+      webhookHandlingInKit: describe(webhookSplits.kitHandling),
       officialVerifyAfterRedirect: describe(samples.official),
       officialWithElementsDelay: describe(samples.official.map((ms) => ms + ELEMENTS_REDIRECT_DELAY_MS)),
       pollingOverWebhookP50: round(percentile(samples.kitPolling, 0.5) / percentile(samples.kitWebhook, 0.5)),

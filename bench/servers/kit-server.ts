@@ -80,6 +80,16 @@ try {
     tx.execute('CREATE TABLE IF NOT EXISTS bench_inventory (player_id TEXT, item_id TEXT, purchase_id TEXT PRIMARY KEY)'),
   );
   codePay.attach(io);
+
+  // Arrival and response times of each webhook POST (ms since the Unix epoch, sub-millisecond),
+  // so the confirmation benchmark can split its latency between the sandbox and the kit.
+  const webhookTimings: Array<{ arrivedAt: number; respondedAt: number; status: number }> = [];
+  const epochNow = () => performance.timeOrigin + performance.now();
+  app.use('/code-pay/webhook', (_request, response, next) => {
+    const arrivedAt = epochNow();
+    response.on('finish', () => webhookTimings.push({ arrivedAt, respondedAt: epochNow(), status: response.statusCode }));
+    next();
+  });
   app.use(codePay.router());
   if (config.staticDir) {
     // Cross-origin isolation gives the page's performance.now() 5 µs resolution instead of 100 µs.
@@ -97,6 +107,7 @@ try {
     rss: () => ({ rss: process.memoryUsage().rss }),
     cpu: () => ({ cpu: process.cpuUsage() }),
     reconciled: async () => ({ ms: await reconciled }),
+    webhookTimings: () => ({ timings: webhookTimings.splice(0) }),
     close: async () => {
       await codePay.close();
       io.close();
