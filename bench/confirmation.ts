@@ -9,10 +9,10 @@
 // - official examples: the browser is redirected to `/verify/:id` after the
 //   payment and the server calls `paymentIntents.getStatus`. The figure is the
 //   time from the payment to the verify response when the redirect starts at
-//   once; `@code-wallet/elements` 2.0.4 itself waits 500 ms after
-//   `intentSubmitted` before it redirects (`dist/elements.js`, `_a = 500`),
-//   and the message stream hop and the page load come on top, so the real
-//   path is slower by at least 500 ms.
+//   once. `@code-wallet/elements` 2.0.4 itself waits 500 ms after
+//   `intentSubmitted` before it redirects (`dist/elements.js`, `_a = 500`).
+//   The message stream hop and the page load come on top, so the real path
+//   is slower by at least 500 ms.
 //
 // Run with `npx tsx bench/confirmation.ts [--rounds=N]`. Writes
 // bench/results/confirmation.json.
