@@ -14,6 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 
 import Database from 'better-sqlite3';
 import { build } from 'esbuild';
+import pg from 'pg';
 import { io as connectClient, type Socket } from 'socket.io-client';
 
 import { CODE_PAY_NAMESPACE, type ClientToServerEvents, type Purchase, type PurchaseAck, type ServerToClientEvents, type SyncAck } from '../../protocol/index.js';
@@ -296,7 +297,8 @@ export interface CrashRunOptions {
   rounds: number;
   players: number;
   sandbox: SandboxHandle;
-  dbFile: string;
+  /** The store: a SQLite file path, or a postgres:// URL of an empty database. */
+  database: string;
   /** Longest life of one server before the harness kills it from outside (ms). */
   maxLifeMs: number;
   onRound?: (round: number, arming: Arming, fired: string | undefined, elapsedMs: number) => void;
@@ -331,7 +333,7 @@ export async function runCrashMatrix(options: CrashRunOptions): Promise<CrashRun
   const url = `http://127.0.0.1:${port}`;
   const env = {
     CRASH_SERVER_PORT: String(port),
-    CRASH_SERVER_DB: options.dbFile,
+    CRASH_SERVER_DB: options.database,
     CODE_SEQUENCER_URL: options.sandbox.endpoint,
     CODE_SEQUENCER_PUBLIC_KEY: options.sandbox.publicKey,
     CODE_PAY_KEY_SECRET: KEY_SECRET,
@@ -386,7 +388,7 @@ export async function runCrashMatrix(options: CrashRunOptions): Promise<CrashRun
       player.stopped = true;
     }
     await Promise.all(running);
-    await waitForSettled(options.sandbox, options.dbFile, 60_000);
+    await waitForSettled(options.sandbox, options.database, 60_000);
     await last.stop();
   } finally {
     for (const player of players) {
@@ -398,23 +400,35 @@ export async function runCrashMatrix(options: CrashRunOptions): Promise<CrashRun
   return { fired, externalKills, players };
 }
 
+/** Runs one read on the store: a SQLite file path, or a postgres:// URL. */
+async function readRows<Row>(database: string, sql: string): Promise<Row[]> {
+  if (/^postgres(ql)?:\/\//.test(database)) {
+    const client = new pg.Client({ connectionString: database });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows as Row[];
+    } finally {
+      await client.end();
+    }
+  }
+
+  const db = new Database(database, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all() as Row[];
+  } finally {
+    db.close();
+  }
+}
+
 /** Waits until every charge in the ledger is granted in the store, or the time is up. */
-async function waitForSettled(sandbox: SandboxHandle, dbFile: string, timeoutMs: number): Promise<void> {
+async function waitForSettled(sandbox: SandboxHandle, database: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const { entries } = await getJson<{ entries: LedgerEntry[] }>(`${sandbox.url}/control/ledger`);
-    const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    try {
-      const granted = new Set(
-        (db.prepare("SELECT intent_id FROM code_pay_purchases WHERE state IN ('granted', 'failed')").all() as Array<{ intent_id: string }>).map(
-          (row) => row.intent_id,
-        ),
-      );
-      if (entries.every((entry) => granted.has(entry.intentId))) {
-        return;
-      }
-    } finally {
-      db.close();
+    const rows = await readRows<{ intent_id: string }>(database, "SELECT intent_id FROM code_pay_purchases WHERE state IN ('granted', 'failed')");
+    const granted = new Set(rows.map((row) => row.intent_id));
+    if (entries.every((entry) => granted.has(entry.intentId))) {
+      return;
     }
     await sleep(200);
   }
@@ -452,20 +466,16 @@ interface PurchaseRow {
 }
 
 /** Every invariant that failed, as readable sentences; empty when all hold. */
-export async function checkInvariants(sandbox: SandboxHandle, dbFile: string): Promise<string[]> {
+export async function checkInvariants(sandbox: SandboxHandle, database: string): Promise<string[]> {
   const problems: string[] = [];
   const { entries: charges } = await getJson<{ entries: LedgerEntry[] }>(`${sandbox.url}/control/ledger`);
   const { intents } = await getJson<{ intents: SandboxIntentRow[] }>(`${sandbox.url}/control/intents?limit=10000`);
 
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-  let purchases: PurchaseRow[];
-  let inventory: Array<{ purchase_id: string; player_id: string; item_id: string }>;
-  try {
-    purchases = db.prepare('SELECT * FROM code_pay_purchases').all() as PurchaseRow[];
-    inventory = db.prepare('SELECT purchase_id, player_id, item_id FROM reliability_inventory').all() as typeof inventory;
-  } finally {
-    db.close();
-  }
+  const purchases = await readRows<PurchaseRow>(database, 'SELECT * FROM code_pay_purchases');
+  const inventory = await readRows<{ purchase_id: string; player_id: string; item_id: string }>(
+    database,
+    'SELECT purchase_id, player_id, item_id FROM reliability_inventory',
+  );
 
   const byIntent = new Map(purchases.map((purchase) => [purchase.intent_id, purchase]));
   const chargesByIntent = countBy(charges, (charge) => charge.intentId);

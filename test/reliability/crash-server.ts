@@ -6,7 +6,7 @@
 //
 // Environment (all required except where noted):
 //   CRASH_SERVER_PORT          fixed loopback port, so webhooks registered before a crash still arrive after the restart
-//   CRASH_SERVER_DB            SQLite file of the kit and the inventory
+//   CRASH_SERVER_DB            SQLite file, or postgres:// URL, of the kit and the inventory
 //   CODE_SEQUENCER_URL         endpoint of the external sandbox, for example http://127.0.0.1:8081/v1
 //   CODE_SEQUENCER_PUBLIC_KEY  the sandbox's webhook signing key
 //   CODE_PAY_KEY_SECRET        key secret shared by every restart
@@ -48,6 +48,10 @@ async function grantItem(purchase: StoredPurchase, tx: StoreTransaction): Promis
   ]);
 }
 
+function storeConfig(database: string): { sqlite: string } | { postgres: string } {
+  return /^postgres(ql)?:\/\//.test(database) ? { postgres: database } : { sqlite: database };
+}
+
 /** Resolves at the first line on stdin. */
 function waitForStdinLine(): Promise<void> {
   return new Promise((resolve) => {
@@ -77,7 +81,7 @@ async function main(): Promise<void> {
     catalog: CRASH_CATALOG,
     destination: CRASH_DESTINATION,
     keySecret: requireEnv('CODE_PAY_KEY_SECRET'),
-    store: { sqlite: requireEnv('CRASH_SERVER_DB') },
+    store: storeConfig(requireEnv('CRASH_SERVER_DB')),
     sequencer: { endpoint: requireEnv('CODE_SEQUENCER_URL'), publicKey: requireEnv('CODE_SEQUENCER_PUBLIC_KEY'), timeoutMs: 2_000 },
     sandbox: true,
     webhookUrl: `http://127.0.0.1:${port}/code-pay/webhook`,
@@ -101,7 +105,7 @@ async function main(): Promise<void> {
   });
   await kit.store.transaction(async (tx) => {
     await tx.execute(
-      'CREATE TABLE IF NOT EXISTS reliability_inventory (purchase_id TEXT NOT NULL, player_id TEXT NOT NULL, item_id TEXT NOT NULL, granted_at INTEGER NOT NULL)',
+      'CREATE TABLE IF NOT EXISTS reliability_inventory (purchase_id TEXT NOT NULL, player_id TEXT NOT NULL, item_id TEXT NOT NULL, granted_at BIGINT NOT NULL)',
     );
   });
 
