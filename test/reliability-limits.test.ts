@@ -1,6 +1,6 @@
-// The kit's limits, each configurable and answered with a clear error:
-// socket message size (socket.io's maxHttpBufferSize), webhook body size,
-// per-player and per-connection request rates, and connections per address.
+// The kit's limits: socket message size (socket.io's maxHttpBufferSize),
+// webhook body size, per-player and per-connection request rates, and
+// connections per address. Each is configurable and rejects with a clear error.
 
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';

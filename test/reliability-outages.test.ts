@@ -189,7 +189,7 @@ describe('sequencer outage', () => {
   });
 });
 
-/** A loopback HTTP proxy in front of the sandbox that records how many requests were in flight at once. */
+/** Starts a loopback HTTP proxy in front of the sandbox that records the most requests in flight at once. */
 async function startCountingProxy(target: string): Promise<{ endpoint: string; maxInFlight: () => number; reset: () => void; close: () => Promise<void> }> {
   const targetUrl = new URL(target);
   let inFlight = 0;
