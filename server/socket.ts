@@ -148,7 +148,11 @@ export class SocketLayer {
     socket.data.playerId = playerId;
   }
 
-  /** Counts a connection from `address`; false when the address is at its limit. */
+  /**
+   * Counts a connection from `address`; false when the address is at its limit.
+   * NOTE: a connection that a later middleware of the game rejects keeps its
+   * place until the process restarts, because socket.io reports no event for it.
+   */
   private reserveConnection(address: string): boolean {
     const count = this.connectionsByAddress.get(address) ?? 0;
     if (count >= this.options.maxConnectionsPerAddress) {
