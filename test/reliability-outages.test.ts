@@ -6,7 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, rmSync, chownSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import pg from 'pg';
@@ -358,7 +360,7 @@ const postgresReachable = await isPostgresReachable();
  * the outage. Checks that every request got an acknowledgement with a known
  * code and that the same instance recovers without a restart.
  */
-async function runDatabaseOutage(database: TestPostgresDatabase, outage: () => Promise<void>): Promise<void> {
+async function runDatabaseOutage(database: { url: string }, outage: () => Promise<void>): Promise<void> {
   const grants = new GrantRecorder();
   const kit = await startKit(grants, {
     store: { postgres: database.url, connectionTimeoutMs: 2_000 },
@@ -444,3 +446,103 @@ describe.skipIf(!postgresReachable)('database outage', () => {
     });
   });
 });
+
+const privateCluster = findPostgresBinaries();
+if (privateCluster === undefined) {
+  console.warn('Skipping the private PostgreSQL restart test: no initdb and pg_ctl under /usr/lib/postgresql.');
+}
+
+describe.skipIf(privateCluster === undefined)('database restart', () => {
+  let cluster: PrivateCluster;
+
+  beforeAll(async () => {
+    cluster = await startPrivateCluster(privateCluster!);
+  }, 60_000);
+
+  afterAll(() => {
+    cluster?.stop();
+  });
+
+  it('recovers after its PostgreSQL server restarts', { timeout: 180_000 }, async () => {
+    // A cluster of this test's own, so the restart does not disturb suites that share the machine's server.
+    await runDatabaseOutage({ url: cluster.url }, async () => {
+      cluster.restart();
+    });
+  });
+});
+
+interface PrivateCluster {
+  url: string;
+  restart(): void;
+  stop(): void;
+}
+
+/** Returns the folder with initdb and pg_ctl of the newest PostgreSQL under /usr/lib/postgresql. */
+function findPostgresBinaries(): string | undefined {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) {
+    return undefined;
+  }
+  const versions = readdirSync(root)
+    .filter((name) => /^\d+$/.test(name))
+    .sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(root, version, 'bin');
+    if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) {
+      return bin;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Creates and starts a throwaway PostgreSQL cluster in a temp folder on a free
+ * loopback port. PostgreSQL refuses to run as root, so as root the cluster
+ * runs as the `postgres` user.
+ */
+async function startPrivateCluster(bin: string): Promise<PrivateCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'code-pay-pg-'));
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    chownSync(dir, postgresUserId(), postgresGroupId());
+  }
+
+  const run = (command: string, args: string[]): void => {
+    const [file, fileArgs] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, command), ...args]] : [join(bin, command), args];
+    execFileSync(file, fileArgs, { stdio: 'ignore', timeout: 60_000 });
+  };
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+
+  run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres']);
+  run('pg_ctl', ['-D', dataDir, '-o', serverOptions, '-l', join(dir, 'server.log'), '-w', 'start']);
+
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    restart: () => run('pg_ctl', ['-D', dataDir, '-o', serverOptions, '-l', join(dir, 'server.log'), '-w', '-m', 'fast', 'restart']),
+    stop: () => {
+      try {
+        run('pg_ctl', ['-D', dataDir, '-w', '-m', 'immediate', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+function postgresUserId(): number {
+  return Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+}
+
+function postgresGroupId(): number {
+  return Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
