@@ -14,6 +14,7 @@
 // Run with `npx tsx bench/frame-time.ts [--rounds=N] [--windowSeconds=N]`.
 // Writes bench/results/frame-time.json.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -120,6 +121,9 @@ async function measureRenderer(page: Page, url: string, renderer: 'webgl' | 'can
 }
 
 async function main(): Promise<void> {
+  if (!existsSync(CHROMIUM_PATH)) {
+    throw new Error(`${CHROMIUM_PATH} is missing: install Debian's chromium package to run the frame time benchmark.`);
+  }
   const machine = machineFacts();
   const folder = createBenchFolder('frame-time');
   const pageDir = join(folder.path, 'page');
