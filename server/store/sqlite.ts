@@ -24,6 +24,9 @@ export interface SqliteDriverOptions {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 
+/** Pause between attempts to switch a new database file to WAL mode (ms). */
+const WAL_RETRY_PAUSE_MS = 20;
+
 /** Runs async tasks one after another, in the order they were added. */
 class TaskQueue {
   private tail: Promise<unknown> = Promise.resolve();
@@ -143,6 +146,29 @@ class SqliteConnection {
   }
 }
 
+/**
+ * Sets WAL mode, retrying for up to `busyTimeoutMs`. When two processes open a
+ * new file at the same moment, the switch was seen to fail with "database is
+ * locked" at once instead of waiting in the busy handler.
+ */
+function switchToWal(database: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+
+  for (;;) {
+    try {
+      database.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      const busy = (error as { code?: string }).code === 'SQLITE_BUSY';
+      if (!busy || Date.now() >= deadline) {
+        throw error;
+      }
+      Atomics.wait(pause, 0, 0, WAL_RETRY_PAUSE_MS);
+    }
+  }
+}
+
 export class SqliteDriver implements StoreDriver {
   readonly dialect = 'sqlite' as const;
   private readonly connection: SqliteConnection;
@@ -155,7 +181,7 @@ export class SqliteDriver implements StoreDriver {
     const database = new Database(filename, { timeout: busyTimeoutMs });
 
     try {
-      database.pragma('journal_mode = WAL');
+      switchToWal(database, busyTimeoutMs);
       database.pragma('foreign_keys = ON');
     } catch (error) {
       database.close();
