@@ -70,7 +70,7 @@ export interface CatalogItem {
   currency: string;
 }
 
-/** What a player owns: item id → number of grants (1 for unique and permanent items). */
+/** A player's items: item id → number of grants (1 for unique and permanent items). */
 export type Entitlements = Record<string, number>;
 
 /** Stable error codes carried by acknowledgements and by errors on both sides. */
@@ -130,7 +130,7 @@ export interface PurchaseRequest {
 export interface RevalidateRequest {
   purchaseId: string;
   /**
-   * `cancelled` when the sequencer's message stream told the browser that
+   * `cancelled` when the sequencer's message stream reported to the browser that
    * the player declined in the wallet; the sequencer's status never reports
    * a decline, so only the browser knows.
    */

@@ -119,12 +119,12 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Which backend was selected at load time, and why. */
+/** The backend selected at load time, with the reason. */
 export interface Ed25519Selection {
   backend: Ed25519BackendName;
   /** The CODE_PAY_ED25519 value read at load time, or `auto` when unset. */
   requested: 'auto' | 'js' | 'native';
-  /** Why `sodium-native` is not in use, when it is not. */
+  /** The reason `sodium-native` is not in use, when it is not. */
   fallbackReason?: string;
 }
 

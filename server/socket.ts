@@ -65,7 +65,7 @@ const revalidateRequestSchema = z.strictObject({
 /** `catalog` and `sync` take no payload; an empty object is tolerated. */
 const emptyRequestSchema = z.union([z.undefined(), z.strictObject({})]);
 
-/** The request events of the namespace; any other event is answered with `invalid_request`. */
+/** The request events of the namespace. Any other event is acknowledged with `invalid_request`. */
 const REQUEST_EVENTS: ReadonlySet<string> = new Set<keyof ClientToServerEvents>(['catalog', 'purchase', 'revalidate', 'sync']);
 
 /** Room of every socket of one player, on every instance that shares the adapter. */
@@ -263,7 +263,7 @@ export class SocketLayer {
   /**
    * Acknowledges an event this namespace does not handle with
    * `invalid_request`, so a client with a typo or another protocol version
-   * gets an answer instead of waiting for its timeout. It counts against the
+   * gets a response instead of waiting for its timeout. It counts against the
    * player's rate limit like any request.
    */
   private rejectUnknownEvent(socket: CodePaySocket, event: unknown, args: unknown[]): void {

@@ -3,7 +3,7 @@
 // the wallet page and the elements pages). The core implements it; the
 // browser-facing parts only read intents and subscribe to their events.
 
-/** Where a sandbox intent stands in the simulated wallet. */
+/** Status of a sandbox intent in the simulated wallet. */
 export type SandboxIntentStatus = 'pending' | 'scanned' | 'paid' | 'rejected';
 
 /** A payment request the sandbox holds, as stored from `Messaging.SendMessage`. */
@@ -33,7 +33,7 @@ export interface SandboxIntentEvent {
   intent: SandboxIntent;
 }
 
-/** Thrown by the wallet actions; `status` is the HTTP status the control API answers. */
+/** Error of the wallet actions. `status` is the HTTP status the control API responds with. */
 export class SandboxWalletError extends Error {
   readonly status: 404 | 409;
 

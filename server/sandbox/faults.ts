@@ -13,7 +13,7 @@ const rpcFaultSchema = z
     /** How many upcoming calls fail. */
     fail: countSchema.optional(),
     /**
-     * How a failed call responds: `unavailable` is HTTP 503, which the
+     * Response of a failed call: `unavailable` is HTTP 503, which the
      * official client throws on, and `error` is HTTP 200 with an ERROR envelope.
      */
     failWith: z.enum(['unavailable', 'error']).optional(),

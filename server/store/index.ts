@@ -25,7 +25,7 @@ export type { StoreDriver, TransactionOptions } from './driver.js';
 function openFailureHint(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   if (code === 'SQLITE_BUSY') {
-    return 'Another process holds the write lock; raise busyTimeoutMs or find the process that keeps a transaction open.';
+    return 'Timed out waiting for the SQLite write lock, which another process has. Raise busyTimeoutMs or find the process that keeps a transaction open.';
   }
   return 'Check that the directory exists and is writable.';
 }

@@ -424,7 +424,7 @@ export class SqlPurchaseStore implements PurchaseStore {
       }
 
       // A paid purchase of another player that waits for its grant reserves
-      // the item, even when its hold lapsed, so nobody else starts paying for
+      // the item, even when its hold lapsed, so no other player starts paying for
       // an item that is about to be granted.
       const payer = await this.selectPaidUniquePayer(tx, itemId, playerId);
       if (payer !== undefined) {

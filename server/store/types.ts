@@ -11,7 +11,7 @@ export interface StoredPurchase extends Purchase {
   playerId: string;
   /** The idempotency key sent to Code; unique across the store. */
   idempotencyKey: string;
-  /** When the kit next asks the sequencer about this purchase (ms since epoch), while it is open. */
+  /** Time of the next status check at the sequencer (ms since epoch), while the purchase is open. */
   nextCheckAt: number | null;
   /** How many status checks ran without news; drives the polling backoff. */
   checkAttempts: number;
@@ -23,7 +23,7 @@ export interface StoredPurchase extends Purchase {
   lastGrantError: string | null;
   paidAt: number | null;
   grantedAt: number | null;
-  /** Why a purchase failed, for example `sequencer_rejected` or `conflicting_payment`. */
+  /** Failure reason of a failed purchase, for example `sequencer_rejected` or `conflicting_payment`. */
   failureReason: string | null;
 }
 
@@ -45,7 +45,7 @@ export interface NewPurchase {
   nextCheckAt: number;
 }
 
-/** Which confirmation path or job caused a transition; stored in the transition log. */
+/** The confirmation path or job that caused a transition, stored in the transition log. */
 export type TransitionSource = 'create' | 'webhook' | 'poll' | 'revalidate' | 'reconcile' | 'grant' | 'expire' | 'stream';
 
 export interface TransitionRequest {
@@ -104,9 +104,9 @@ export type GrantOutcome =
   | { status: 'conflict'; purchase: StoredPurchase };
 
 export type HoldOutcome =
-  /** `holderPlayerId` holds the item until `expiresAt`: from `acquireHold`, the caller (newly, or extended). */
+  /** A hold of `holderPlayerId` until `expiresAt`. From `acquireHold`, the holder is the caller, with a new or extended hold. */
   | { status: 'held'; expiresAt: number; holderPlayerId: string }
-  /** Another player, `holderPlayerId`, holds the item until `expiresAt`. Never send the holder's id to a client. */
+  /** A hold of another player, `holderPlayerId`, until `expiresAt`. Never send the holder's id to a client. */
   | { status: 'reserved'; expiresAt: number; holderPlayerId: string }
   /** The item was granted, to `ownerPlayerId`. */
   | { status: 'sold_out'; ownerPlayerId: string };
